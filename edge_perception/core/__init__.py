@@ -1,0 +1,1 @@
+"""Pure-Python core: configuration, task model, scheduling. Imports neither rclpy nor tvm."""

@@ -1,0 +1,236 @@
+"""The bring-up configuration (config/f1tenth.yaml) as frozen dataclasses.
+
+The YAML file is the single source of truth for tasks and lanes. :func:`load_config` validates
+every entry once and fails fast with a :class:`ConfigError` naming the file, the key and the
+offending value, so that nodes, the launch file and the CLI never see a half-valid config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LANE_NAMES = ('cpu', 'gpu')
+DEVICES = ('cpu', 'cuda')
+_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks'})
+_LANE_KEYS = frozenset({'device', 'threads', 'cpus'})
+_TASK_KEYS = frozenset({
+    'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
+    'variant', 'input_topic', 'output_topic',
+})
+
+
+class ConfigError(ValueError):
+    """A bring-up configuration file is unreadable or has an invalid entry."""
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    """One execution lane: a worker thread that runs inference on one device."""
+
+    name: str
+    device: str
+    threads: int
+    cpus: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One periodic perception task, served by one node.
+
+    ``variants`` are ordered from most accurate to fastest; ``variant`` is the one to start with.
+    Every model of the task exists in every variant as ``<model_dir>/<model>/<variant>.onnx``.
+    """
+
+    name: str
+    node: str
+    pipeline: str
+    period_ms: float
+    deadline_ms: float
+    lane: str
+    models: tuple[str, ...]
+    variants: tuple[str, ...]
+    variant: str
+    input_topic: str
+    output_topic: str
+
+    @property
+    def period_ns(self) -> int:
+        return round(self.period_ms * 1e6)
+
+    @property
+    def deadline_ns(self) -> int:
+        return round(self.deadline_ms * 1e6)
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    """The whole bring-up: where models live, the lanes and the tasks."""
+
+    source: Path
+    model_dir: Path
+    lanes: tuple[LaneConfig, ...]
+    tasks: tuple[TaskConfig, ...]
+
+    def task(self, name: str) -> TaskConfig:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        known = ', '.join(t.name for t in self.tasks)
+        raise ConfigError(f'{self.source}: no task named {name!r} (known: {known})')
+
+    def model_path(self, model: str, variant: str) -> Path:
+        return self.model_dir / model / f'{variant}.onnx'
+
+
+class _Reader:
+    """Reads typed values out of parsed YAML, raising errors that name file and key."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f'{self.source}: {where} {message}')
+
+    def mapping(self, value: Any, where: str, allowed: frozenset[str]) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f'must be a mapping, got {value!r}')
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(where, f'has unknown key {unknown[0]!r} (allowed: {sorted(allowed)})')
+        return value
+
+    def required(self, entry: Mapping[str, Any], key: str, where: str) -> Any:
+        if key not in entry:
+            raise self.fail(where, f'is missing required key {key!r}')
+        return entry[key]
+
+    def text(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, f'= {value!r} must be a non-empty string')
+        return value
+
+    def choice(self, value: Any, where: str, choices: Sequence[str]) -> str:
+        if value not in choices:
+            raise self.fail(where, f'= {value!r} is unknown (choose from {list(choices)})')
+        return str(value)
+
+    def positive_ms(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f'= {value!r} must be a number of milliseconds')
+        if not math.isfinite(value) or value <= 0:
+            raise self.fail(where, f'= {value!r} must be positive and finite')
+        return float(value)
+
+    def names(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, f'= {value!r} must be a non-empty list of names')
+        items = tuple(self.text(item, f'{where}[{i}]') for i, item in enumerate(value))
+        if len(set(items)) != len(items):
+            raise self.fail(where, f'= {value!r} lists a name twice')
+        return items
+
+    def topic(self, value: Any, where: str) -> str:
+        topic = self.text(value, where)
+        if not topic.startswith('/') or ' ' in topic:
+            raise self.fail(where, f'= {value!r} must be an absolute topic name without spaces')
+        return topic
+
+
+def _lane(reader: _Reader, name: str, raw: Any) -> LaneConfig:
+    where = f'lanes.{name}'
+    reader.choice(name, 'lanes', LANE_NAMES)
+    entry = reader.mapping(raw, where, _LANE_KEYS)
+    threads = entry.get('threads', 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise reader.fail(f'{where}.threads', f'= {threads!r} must be an integer >= 1')
+    cpus = entry.get('cpus', [])
+    if not isinstance(cpus, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus
+    ):
+        raise reader.fail(f'{where}.cpus', f'= {cpus!r} must be a list of CPU indices >= 0')
+    device = reader.choice(entry.get('device', 'cpu'), f'{where}.device', DEVICES)
+    return LaneConfig(name=name, device=device, threads=threads, cpus=tuple(cpus))
+
+
+def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskConfig:
+    where = f'tasks[{index}]'
+    entry = reader.mapping(raw, where, _TASK_KEYS)
+
+    def get(key: str) -> Any:
+        return reader.required(entry, key, where)
+
+    name = reader.text(get('name'), f'{where}.name')
+    where = f'tasks[{index}] ({name})'
+    period_ms = reader.positive_ms(get('period_ms'), f'{where}.period_ms')
+    deadline_ms = reader.positive_ms(get('deadline_ms'), f'{where}.deadline_ms')
+    if deadline_ms > period_ms:
+        raise reader.fail(
+            f'{where}.deadline_ms', f'= {deadline_ms:g} must not exceed period_ms = {period_ms:g}'
+        )
+    variants = reader.names(get('variants'), f'{where}.variants')
+    variant = reader.choice(get('variant'), f'{where}.variant', variants)
+    return TaskConfig(
+        name=name,
+        node=reader.text(get('node'), f'{where}.node'),
+        pipeline=reader.text(get('pipeline'), f'{where}.pipeline'),
+        period_ms=period_ms,
+        deadline_ms=deadline_ms,
+        lane=reader.choice(get('lane'), f'{where}.lane', lanes),
+        models=reader.names(get('models'), f'{where}.models'),
+        variants=variants,
+        variant=variant,
+        input_topic=reader.topic(get('input_topic'), f'{where}.input_topic'),
+        output_topic=reader.topic(get('output_topic'), f'{where}.output_topic'),
+    )
+
+
+def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
+    """Validate already-parsed YAML; relative paths resolve against ``source``'s folder."""
+    reader = _Reader(source)
+    top = reader.mapping(raw, 'top level', _TOP_KEYS)
+    model_dir = Path(reader.text(reader.required(top, 'model_dir', 'top level'), 'model_dir'))
+    if not model_dir.is_absolute():
+        model_dir = (source.parent / model_dir).resolve()
+    raw_lanes = reader.required(top, 'lanes', 'top level')
+    if not isinstance(raw_lanes, Mapping) or not raw_lanes:
+        raise reader.fail('lanes', f'= {raw_lanes!r} must map lane names to lane settings')
+    lanes = tuple(_lane(reader, str(name), value) for name, value in raw_lanes.items())
+    raw_tasks = reader.required(top, 'tasks', 'top level')
+    if not isinstance(raw_tasks, list) or not raw_tasks:
+        raise reader.fail('tasks', f'= {raw_tasks!r} must be a non-empty list')
+    lane_names = [lane.name for lane in lanes]
+    tasks = tuple(_task(reader, i, value, lane_names) for i, value in enumerate(raw_tasks))
+    for key in ('name', 'node'):
+        seen = [getattr(task, key) for task in tasks]
+        duplicates = sorted({value for value in seen if seen.count(value) > 1})
+        if duplicates:
+            raise reader.fail('tasks', f'use {key} {duplicates[0]!r} more than once')
+    config = PerceptionConfig(source=source, model_dir=model_dir, lanes=lanes, tasks=tasks)
+    for task in tasks:
+        for model in task.models:
+            for variant in task.variants:
+                path = config.model_path(model, variant)
+                if not path.is_file():
+                    raise reader.fail(
+                        f'tasks ({task.name}).models', f'names {model!r}, but {path} is missing'
+                    )
+    return config
+
+
+def load_config(path: str | Path) -> PerceptionConfig:
+    """Read and validate a bring-up YAML file.
+
+    :raises ConfigError: if the file cannot be read or any entry is invalid.
+    """
+    source = Path(path).resolve()
+    try:
+        raw = yaml.safe_load(source.read_text(encoding='utf-8'))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f'Cannot read config {source}: {err}') from None
+    return parse_config(raw, source=source)

@@ -1,0 +1,1 @@
+"""The thin rclpy layer: nodes, container, message adapter, image conversion."""

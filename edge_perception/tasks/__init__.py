@@ -1,0 +1,1 @@
+"""Per-task pre- and post-processing in numpy/OpenCV. Imports neither rclpy nor tvm."""
