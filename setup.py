@@ -34,8 +34,8 @@ setup(
         'console_scripts': [
             'edge-perception = edge_perception.cli:main',
             'perception_container = edge_perception.ros.container:main',
-            'traffic_light_detector = edge_perception.ros.traffic_light_node:main',
-            'sign_recognizer = edge_perception.ros.sign_node:main',
+            'traffic_light_detector = edge_perception.ros.task_node:traffic_light_main',
+            'sign_recognizer = edge_perception.ros.task_node:sign_main',
         ],
     },
 )

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from edge_perception.tasks.pipelines import PIPELINES
+
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks'})
@@ -178,7 +180,7 @@ def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskCo
     return TaskConfig(
         name=name,
         node=reader.text(get('node'), f'{where}.node'),
-        pipeline=reader.text(get('pipeline'), f'{where}.pipeline'),
+        pipeline=reader.choice(get('pipeline'), f'{where}.pipeline', sorted(PIPELINES)),
         period_ms=period_ms,
         deadline_ms=deadline_ms,
         lane=reader.choice(get('lane'), f'{where}.lane', lanes),
@@ -221,6 +223,18 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
                         f'tasks ({task.name}).models', f'names {model!r}, but {path} is missing'
                     )
     return config
+
+
+def default_config_path() -> Path:
+    """config/f1tenth.yaml of this source tree, else of the installed ROS 2 package share."""
+    source_tree = Path(__file__).resolve().parents[2] / 'config' / 'f1tenth.yaml'
+    if source_tree.is_file():
+        return source_tree
+    try:
+        from ament_index_python.packages import get_package_share_directory
+    except ImportError:
+        return source_tree
+    return Path(get_package_share_directory('edge_perception')) / 'config' / 'f1tenth.yaml'
 
 
 def load_config(path: str | Path) -> PerceptionConfig:

@@ -74,7 +74,7 @@ def decode_image(msg: ImageFields) -> BgrImage:
     if msg.encoding == 'rgb8':
         return np.ascontiguousarray(pixels[:, :, ::-1])
     if msg.encoding == 'mono8':
-        return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_GRAY2BGR)
+        return np.asarray(cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_GRAY2BGR), np.uint8)
     return np.array(pixels, copy=True)
 
 

@@ -40,7 +40,7 @@ class MessageAdapter(Protocol):
 
     generated: bool
 
-    def detections_type(self, kind: str) -> type: ...
+    def detections_type(self, kind: str) -> Any: ...
 
     def detections(
         self, kind: str, header: Header, variant: str, detections: Sequence[Detection]
@@ -48,7 +48,7 @@ class MessageAdapter(Protocol):
 
     def read_detections(self, kind: str, msg: Any) -> tuple[Header, str, list[Detection]]: ...
 
-    def deadline_miss_type(self) -> type: ...
+    def deadline_miss_type(self) -> Any: ...
 
     def deadline_miss(self, event: DeadlineMissEvent) -> Any: ...
 
@@ -71,7 +71,7 @@ class StandardAdapter:
 
     generated = False
 
-    def detections_type(self, kind: str) -> type:
+    def detections_type(self, kind: str) -> Any:
         _check_kind(kind)
         return MarkerArray
 
@@ -113,7 +113,7 @@ class StandardAdapter:
         ]
         return markers[0].header, markers[0].text, detections
 
-    def deadline_miss_type(self) -> type:
+    def deadline_miss_type(self) -> Any:
         return DiagnosticArray
 
     def deadline_miss(self, event: DeadlineMissEvent) -> DiagnosticArray:
@@ -147,9 +147,9 @@ class GeneratedAdapter:
             'traffic_sign': (msgs.TrafficSignArray, msgs.TrafficSign, 'signs'),
         }
 
-    def detections_type(self, kind: str) -> type:
+    def detections_type(self, kind: str) -> Any:
         _check_kind(kind)
-        return self._array_types[kind][0]  # type: ignore[no-any-return]
+        return self._array_types[kind][0]
 
     def detections(
         self, kind: str, header: Header, variant: str, detections: Sequence[Detection]
@@ -179,8 +179,8 @@ class GeneratedAdapter:
         ]
         return msg.header, msg.variant, detections
 
-    def deadline_miss_type(self) -> type:
-        return self._msgs.DeadlineMiss  # type: ignore[no-any-return]
+    def deadline_miss_type(self) -> Any:
+        return self._msgs.DeadlineMiss
 
     def deadline_miss(self, event: DeadlineMissEvent) -> Any:
         return self._msgs.DeadlineMiss(

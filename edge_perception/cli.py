@@ -1,0 +1,124 @@
+"""``edge-perception``: the project's command line (one subcommand per job)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_perception.core.config import ConfigError, default_config_path
+from edge_perception.runtime.manifest import ModelLoadError
+
+if TYPE_CHECKING:
+    from edge_perception.runtime.tvm_engine import ModelStore
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ZOO = SOURCE_ROOT / 'model_zoo'
+VARIANTS = ('full', 'half', 'quarter')
+MODELS = ('detector', 'sign_classifier')
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch  # the optional training extra; imported here so nodes never need it
+
+    from edge_perception.models.train import TrainSettings, train_all
+
+    torch.set_num_threads(args.threads)
+    settings = TrainSettings(train_frames=args.train_frames, detector_epochs=args.epochs,
+                             classifier_epochs=args.epochs + 2)
+    train_all(args.zoo, models=args.models, variants=args.variants, settings=settings)
+    print(f'wrote models and manifest under {args.zoo}; now run: edge-perception eval --record')
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('train', help='retrain model variants (needs requirements/train.txt)')
+    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
+    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--train-frames', type=int, default=2400)
+    parser.add_argument('--epochs', type=int, default=10)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.set_defaults(run=_train)
+
+
+def _model_store(zoo: Path) -> ModelStore:
+    from edge_perception.runtime.manifest import Manifest
+    from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+
+    return ModelStore(Manifest.load(zoo), cache_dir=default_cache_dir())
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from edge_perception.models.evaluate import evaluate, held_out_frames
+
+    store = _model_store(args.zoo)
+    scores = evaluate(store, held_out_frames(args.frames), args.models)
+    print(f'{"model":<16} {"variant":<8} metrics (held-out test split, {args.frames} frames, TVM)')
+    manifest = store.manifest
+    for score in scores:
+        shown = '  '.join(f'{k}={v:.4f}' for k, v in sorted(score.metrics.items()))
+        print(f'{score.model:<16} {score.variant:<8} {shown}')
+        manifest = manifest.with_metrics(score.model, score.variant, score.metrics)
+    if args.record:
+        manifest.save()
+        print(f'recorded in {args.zoo / "manifest.json"}')
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('eval', help='accuracy of every model variant, through TVM')
+    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
+    parser.add_argument('--models', nargs='+', choices=MODELS, default=None)
+    parser.add_argument('--frames', type=int, default=300, help='test-split frames to use')
+    parser.add_argument('--record', action='store_true', help='write results to the manifest')
+    parser.set_defaults(run=_eval)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from edge_perception.core.launch_plan import plan_launch
+    from edge_perception.ros.container import run_container
+
+    plan = plan_launch(args.config)
+    print(f'launching {plan.container_name} with {", ".join(n.name for n in plan.nodes)}')
+    run_container(['edge-perception', '--ros-args', '-p', f'config_file:={plan.config_file}'])
+    return 0
+
+
+def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        'launch', help='in-process equivalent of `ros2 launch edge_perception f1tenth.launch.py`')
+    parser.add_argument('config', type=Path, nargs='?', default=default_config_path())
+    parser.set_defaults(run=_launch)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
+    _add_train,
+    _add_eval,
+    _add_launch,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='edge-perception', description=__doc__)
+    sub = parser.add_subparsers(dest='command', required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ConfigError, ModelLoadError) as err:
+        print(f'edge-perception {args.command}: {err}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model definitions, synthetic data, training and export. Only train/networks import torch."""

@@ -1,0 +1,95 @@
+"""Accuracy of every model variant on the held-out synthetic test split, run through TVM."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_perception.models.synthetic import Frame, generate_frame
+from edge_perception.runtime.tvm_engine import ModelStore
+from edge_perception.tasks.classes import (
+    DETECTOR_CLASSES,
+    LIGHT_STATES,
+    SIGN_CHANNEL,
+    SIGN_CLASSES,
+)
+from edge_perception.tasks.detector_decoding import decode_peaks, detector_input
+from edge_perception.tasks.metrics import APAccumulator, mean_ap
+from edge_perception.tasks.sign_crops import sign_crop
+
+# Lower than the nodes' threshold: AP integrates over the whole precision/recall curve.
+EVAL_THRESHOLD = 0.05
+
+
+@dataclass(frozen=True)
+class VariantScore:
+    model: str
+    variant: str
+    metrics: dict[str, float]
+
+
+def held_out_frames(count: int) -> list[Frame]:
+    return [generate_frame('test', i) for i in range(count)]
+
+
+def evaluate_detector(store: ModelStore, variant: str,
+                      frames: Sequence[Frame]) -> dict[str, float]:
+    engine = store.engine('detector', variant)
+    lights = [APAccumulator() for _ in LIGHT_STATES]
+    signs = APAccumulator()
+    latencies = []
+    for frame in tqdm(frames, desc=f'detector/{variant}', leave=False):
+        start = time.perf_counter()
+        output = engine.run(detector_input(frame.image))[0]
+        latencies.append(time.perf_counter() - start)
+        peaks = decode_peaks(output, channels=tuple(range(len(DETECTOR_CLASSES))),
+                             image_width=frame.image.shape[1],
+                             image_height=frame.image.shape[0], threshold=EVAL_THRESHOLD)
+        for channel, accumulator in [*enumerate(lights), (SIGN_CHANNEL, signs)]:
+            kind_label = DETECTOR_CLASSES[channel]
+            truths = [(o.x, o.y, o.width, o.height) for o in frame.objects
+                      if (o.kind == 'sign') == (channel == SIGN_CHANNEL)
+                      and (channel == SIGN_CHANNEL or o.label == kind_label)]
+            found = [(p.score, (p.x, p.y, p.width, p.height)) for p in peaks
+                     if p.channel == channel]
+            accumulator.add_frame(found, truths)
+    return {
+        'light_map50': mean_ap(lights),
+        'sign_ap50': signs.average_precision(),
+        'latency_ms_p50': float(np.median(latencies) * 1000),
+    }
+
+
+def evaluate_classifier(store: ModelStore, variant: str,
+                        frames: Sequence[Frame]) -> dict[str, float]:
+    engine = store.engine('sign_classifier', variant)
+    correct = total = 0
+    latencies = []
+    for frame in tqdm(frames, desc=f'sign_classifier/{variant}', leave=False):
+        for obj in frame.objects:
+            if obj.kind != 'sign':
+                continue
+            crop = sign_crop(frame.image, obj.x, obj.y, obj.width, obj.height)
+            start = time.perf_counter()
+            probabilities = engine.run(crop[None])[0]
+            latencies.append(time.perf_counter() - start)
+            correct += int(SIGN_CLASSES[int(np.argmax(probabilities))] == obj.label)
+            total += 1
+    return {'top1': correct / total, 'latency_ms_p50': float(np.median(latencies) * 1000)}
+
+
+EVALUATORS = {'detector': evaluate_detector, 'sign_classifier': evaluate_classifier}
+
+
+def evaluate(store: ModelStore, frames: Sequence[Frame],
+             models: Sequence[str] | None = None) -> list[VariantScore]:
+    scores = []
+    for model in models or sorted(store.manifest.models):
+        for variant in sorted(store.manifest.models[model].variants):
+            scores.append(VariantScore(model, variant,
+                                       EVALUATORS[model](store, variant, frames)))
+    return scores

@@ -1,0 +1,212 @@
+"""Training and ONNX export of the detector and sign classifier variants (needs torch).
+
+Seeded and CPU-only: ``edge-perception train`` retrains every variant on 2 cores in minutes,
+writes ``model_zoo/<model>/<variant>.onnx`` and records file hashes in the manifest.
+Accuracy is then measured through TVM by ``edge-perception eval --record``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from edge_perception.models.networks import VARIANT_WIDTHS, Detector, SignClassifier
+from edge_perception.models.synthetic import Frame, generate_frame
+from edge_perception.runtime.manifest import Manifest, ModelEntry, VariantEntry, file_sha256
+from edge_perception.tasks.classes import DETECTOR_CLASSES, SIGN_CLASSES
+from edge_perception.tasks.detector_decoding import INPUT_HEIGHT, INPUT_WIDTH, STRIDE
+from edge_perception.tasks.sign_crops import CROP_SIZE, sign_crop
+
+GRID_H, GRID_W = INPUT_HEIGHT // STRIDE, INPUT_WIDTH // STRIDE
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    train_frames: int = 2400
+    detector_epochs: int = 10
+    classifier_epochs: int = 12
+    batch_size: int = 16
+    seed: int = 7
+
+
+def detector_targets(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heatmaps (5, H, W), regression (4, H, W) = log size + offset, and a centre mask (H, W)."""
+    heat = np.zeros((len(DETECTOR_CLASSES), GRID_H, GRID_W), np.float32)
+    regression = np.zeros((4, GRID_H, GRID_W), np.float32)
+    mask = np.zeros((GRID_H, GRID_W), np.float32)
+    ys, xs = np.mgrid[0:GRID_H, 0:GRID_W].astype(np.float32)
+    for obj in frame.objects:
+        channel = DETECTOR_CLASSES.index('sign' if obj.kind == 'sign' else obj.label)
+        cx, cy = (obj.x + obj.width / 2) / STRIDE, (obj.y + obj.height / 2) / STRIDE
+        ix, iy = min(int(cx), GRID_W - 1), min(int(cy), GRID_H - 1)
+        sigma_x = max(0.6, obj.width / STRIDE / 5)
+        sigma_y = max(0.6, obj.height / STRIDE / 5)
+        blob = np.exp(-((xs - ix) ** 2 / (2 * sigma_x**2) + (ys - iy) ** 2 / (2 * sigma_y**2)))
+        np.maximum(heat[channel], blob, out=heat[channel])
+        regression[:, iy, ix] = (
+            math.log(obj.width / STRIDE), math.log(obj.height / STRIDE), cx - ix, cy - iy,
+        )
+        mask[iy, ix] = 1.0
+    return heat, regression, mask
+
+
+def _focal_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on sigmoid heatmaps."""
+    pred = pred.clamp(1e-4, 1 - 1e-4)
+    positive = target.eq(1).float()
+    pos_loss = -torch.log(pred) * (1 - pred) ** 2 * positive
+    neg_loss = -torch.log(1 - pred) * pred**2 * (1 - target) ** 4 * (1 - positive)
+    return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1.0)
+
+
+def _frames(split: str, count: int) -> list[Frame]:
+    return [generate_frame(split, i) for i in tqdm(range(count), desc=f'drawing {split} frames')]
+
+
+def _fit(
+    model: nn.Module,
+    batches: Callable[[np.random.Generator], Sequence[tuple[torch.Tensor, ...]]],
+    loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
+    *,
+    epochs: int,
+    seed: int,
+    desc: str,
+) -> None:
+    rng = np.random.default_rng(seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * len(batches(np.random.default_rng(0)))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
+    model.train()
+    with tqdm(total=steps, desc=desc) as progress:
+        for _ in range(epochs):
+            for batch in batches(rng):
+                loss = loss_fn(model, batch)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                progress.set_postfix(loss=f'{loss.item():.3f}')
+                progress.update()
+    model.eval()
+
+
+def train_detector(frames: list[Frame], width: float, settings: TrainSettings) -> Detector:
+    torch.manual_seed(settings.seed)
+    images = np.stack([f.image.transpose(2, 0, 1) for f in frames])
+    targets = [detector_targets(f) for f in frames]
+    heat = np.stack([t[0] for t in targets])
+    regression = np.stack([t[1] for t in targets])
+    mask = np.stack([t[2] for t in targets])
+
+    def batches(rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
+        order = rng.permutation(len(frames))
+        chunks = [order[i : i + settings.batch_size] for i in range(0, len(order),
+                                                                   settings.batch_size)]
+        return [
+            (torch.from_numpy(images[c]).float(), torch.from_numpy(heat[c]),
+             torch.from_numpy(regression[c]), torch.from_numpy(mask[c]))
+            for c in chunks
+        ]
+
+    def loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, heat_t, reg_t, mask_t = batch
+        out = model(x)
+        n = len(DETECTOR_CLASSES)
+        centres = mask_t.unsqueeze(1)
+        reg_loss = (torch.abs(out[:, n:] - reg_t) * centres).sum() / centres.sum().clamp(min=1)
+        return _focal_loss(out[:, :n], heat_t) + reg_loss
+
+    model = Detector(width)
+    _fit(model, batches, loss, epochs=settings.detector_epochs, seed=settings.seed,
+         desc=f'detector x{width}')
+    return model
+
+
+def sign_examples(
+    frames: list[Frame], rng: np.random.Generator, *, jitter: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of every sign with its box shifted/scaled by up to ``jitter`` (detector noise)."""
+    crops, labels = [], []
+    for frame in frames:
+        for obj in frame.objects:
+            if obj.kind != 'sign':
+                continue
+            dx, dy, ds = rng.uniform(-jitter, jitter, 3)
+            size = max(obj.width, obj.height)
+            crops.append(sign_crop(frame.image, obj.x + dx * size, obj.y + dy * size,
+                                   obj.width * (1 + ds), obj.height * (1 + ds)))
+            labels.append(SIGN_CLASSES.index(obj.label))
+    return np.stack(crops), np.array(labels, np.int64)
+
+
+def train_classifier(frames: list[Frame], width: float, settings: TrainSettings) -> SignClassifier:
+    torch.manual_seed(settings.seed)
+
+    def batches(rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
+        crops, labels = sign_examples(frames, rng, jitter=0.12)
+        order = rng.permutation(len(labels))
+        size = settings.batch_size * 4
+        return [
+            (torch.from_numpy(crops[order[i : i + size]]),
+             torch.from_numpy(labels[order[i : i + size]]))
+            for i in range(0, len(order), size)
+        ]
+
+    def loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.nll_loss(torch.log(model(x).clamp(min=1e-7)), y)
+
+    model = SignClassifier(width)
+    _fit(model, batches, loss, epochs=settings.classifier_epochs, seed=settings.seed,
+         desc=f'sign_classifier x{width}')
+    return model
+
+
+def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> None:
+    """Export with a dynamic batch axis; TVM compiles one static shape per batch size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model, (torch.zeros(input_shape),), str(path), input_names=['input'],
+        output_names=['output'], dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}},
+        opset_version=17, dynamo=False,
+    )
+
+
+MODEL_SPECS = {
+    'detector': (train_detector, (1, 3, INPUT_HEIGHT, INPUT_WIDTH), DETECTOR_CLASSES),
+    'sign_classifier': (train_classifier, (1, 3, CROP_SIZE, CROP_SIZE), SIGN_CLASSES),
+}
+
+
+def train_all(
+    zoo: Path, *, models: Sequence[str], variants: Sequence[str], settings: TrainSettings
+) -> Manifest:
+    """Train, export and register every requested model variant; returns the new manifest."""
+    manifest = Manifest.load_or_empty(zoo)
+    frames = _frames('train', settings.train_frames)
+    for model_name in models:
+        trainer, input_shape, classes = MODEL_SPECS[model_name]
+        for variant in variants:
+            width = VARIANT_WIDTHS[variant]
+            net = trainer(frames, width, settings)
+            path = zoo / model_name / f'{variant}.onnx'
+            export_onnx(net, path, input_shape)
+            manifest = manifest.with_variant(
+                model_name,
+                ModelEntry(input_shape=input_shape, classes=tuple(classes), variants={}),
+                variant,
+                VariantEntry(
+                    file=f'{model_name}/{variant}.onnx', sha256=file_sha256(path), width=width,
+                    parameters=sum(p.numel() for p in net.parameters()), metrics={},
+                ),
+            )
+            manifest.save(zoo)
+    return manifest
+

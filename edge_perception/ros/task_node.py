@@ -1,0 +1,108 @@
+"""One perception task as a ROS 2 node: camera Image in, detections out.
+
+The node owns no model. It decodes the image, runs its task pipeline with the ``infer``
+callable it was given (the container routes it to the TVM module of the task's current
+variant) and publishes the detections through the message adapter with the input header.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import CallbackGroup
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from edge_perception.core.config import TaskConfig
+from edge_perception.ros.image_conversion import ImageDecodeError, decode_image
+from edge_perception.ros.message_adapter import MessageAdapter
+from edge_perception.runtime.task_models import TaskModels
+from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
+
+
+class PerceptionTaskNode(Node):
+    """Runs one task's pipeline on every frame of its input topic.
+
+    Parameters (declared with type, range and description):
+    ``variant`` (string): the model variant in use; setting it switches models live.
+    ``score_threshold`` (double, 0..1): minimum detection score that is published.
+    """
+
+    def __init__(self, *, task: TaskConfig, models: TaskModels, adapter: MessageAdapter,
+                 callback_group: CallbackGroup | None = None,
+                 context: Context | None = None) -> None:
+        super().__init__(task.node, context=context)
+        self.task = task
+        self.models = models
+        self.pipeline: TaskPipeline = PIPELINES[task.pipeline]()
+        self.adapter = adapter
+        self.frames_received = 0
+        self.frames_published = 0
+        self.bad_frames: Counter[str] = Counter()
+        self.declare_parameter(
+            'variant', task.variant,
+            ParameterDescriptor(description='Model variant in use; one of: '
+                                + ', '.join(task.variants)))
+        self.declare_parameter(
+            'score_threshold', self.pipeline.threshold,
+            ParameterDescriptor(description='Minimum score of a published detection',
+                                floating_point_range=[FloatingPointRange(
+                                    from_value=0.0, to_value=1.0, step=0.0)]))
+        self.add_on_set_parameters_callback(self._on_parameters)
+        self.publisher: Publisher[Any] = self.create_publisher(
+            adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
+        self.subscription = self.create_subscription(
+            Image, task.input_topic, self.on_image, qos_profile_sensor_data,
+            callback_group=callback_group)
+
+    def _on_parameters(self, parameters: Sequence[Parameter[Any]]) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.name == 'variant' and parameter.value not in self.task.variants:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'variant {parameter.value!r} is not one of {list(self.task.variants)}')
+        for parameter in parameters:
+            if parameter.name == 'variant' and parameter.value != self.models.variant:
+                self.get_logger().info(f'switching variant {self.models.variant} -> '
+                                       f'{parameter.value}')
+                self.models.variant = parameter.value
+            elif parameter.name == 'score_threshold':
+                self.pipeline.threshold = float(parameter.value)
+        return SetParametersResult(successful=True)
+
+    def on_image(self, msg: Image) -> None:
+        self.frames_received += 1
+        try:
+            image = decode_image(msg)
+        except ImageDecodeError as err:
+            self.bad_frames[err.reason] += 1
+            self.get_logger().warning(f'dropped frame: {err}', throttle_duration_sec=5.0)
+            return
+        detections = self.pipeline.process(image, self.models)
+        self.publisher.publish(self.adapter.detections(
+            self.pipeline.output_kind, msg.header, self.models.variant, detections))
+        self.frames_published += 1
+
+
+def main(args: list[str] | None = None, *, task_name: str | None = None) -> None:
+    """Run one task node alone (``ros2 run edge_perception <node>``)."""
+    from edge_perception.ros.container import run_container
+
+    run_container(args if args is not None else sys.argv, only_task=task_name)
+
+
+def traffic_light_main(args: list[str] | None = None) -> None:
+    main(args, task_name='traffic_light')
+
+
+def sign_main(args: list[str] | None = None) -> None:
+    main(args, task_name='traffic_sign')
+

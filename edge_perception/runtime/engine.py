@@ -1,0 +1,23 @@
+"""The inference-engine boundary: what lanes and task pipelines call, whatever runs the model."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class InferenceEngine(Protocol):
+    """A compiled model for one input shape on one device.
+
+    ``run`` takes and returns float32 arrays; it may be called from one lane thread at a time.
+    """
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    def run(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...

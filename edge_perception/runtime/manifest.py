@@ -1,0 +1,135 @@
+"""The model manifest (model_zoo/manifest.json): which model files exist and what they are.
+
+Models load only through the manifest: every file is named there with its SHA-256, input
+shape, classes and measured accuracy. Errors name the manifest path and the offending entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = 'manifest.json'
+FORMAT_VERSION = 1
+
+
+class ModelLoadError(RuntimeError):
+    """A model, its manifest entry or its compiled library cannot be used."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open('rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class VariantEntry:
+    """One variant file of a model; ``metrics`` holds accuracy measured through TVM."""
+
+    file: str
+    sha256: str
+    width: float
+    parameters: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    input_shape: tuple[int, ...]
+    classes: tuple[str, ...]
+    variants: dict[str, VariantEntry]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """All models of a model directory, keyed by model name then variant name."""
+
+    root: Path
+    models: dict[str, ModelEntry]
+
+    @classmethod
+    def load(cls, root: Path) -> Manifest:
+        """:raises ModelLoadError: if the manifest is missing or malformed."""
+        path = root / MANIFEST_NAME
+        try:
+            raw = json.loads(path.read_text(encoding='utf-8'))
+            if raw.get('format') != FORMAT_VERSION:
+                raise ValueError(f'format {raw.get("format")!r}, expected {FORMAT_VERSION}')
+            models = {
+                name: ModelEntry(
+                    input_shape=tuple(int(d) for d in entry['input_shape']),
+                    classes=tuple(str(c) for c in entry['classes']),
+                    variants={
+                        vname: VariantEntry(
+                            file=str(v['file']), sha256=str(v['sha256']),
+                            width=float(v['width']), parameters=int(v['parameters']),
+                            metrics={k: float(x) for k, x in v.get('metrics', {}).items()},
+                        )
+                        for vname, v in entry['variants'].items()
+                    },
+                )
+                for name, entry in raw['models'].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ModelLoadError(f'Cannot read manifest {path}: {err!r}') from None
+        return cls(root=root, models=models)
+
+    @classmethod
+    def load_or_empty(cls, root: Path) -> Manifest:
+        if (root / MANIFEST_NAME).exists():
+            return cls.load(root)
+        return cls(root=root, models={})
+
+    def variant(self, model: str, variant: str) -> VariantEntry:
+        entry = self.models.get(model)
+        if entry is None or variant not in entry.variants:
+            raise ModelLoadError(
+                f'{self.root / MANIFEST_NAME} has no model {model!r} variant {variant!r}'
+            )
+        return entry.variants[variant]
+
+    def path(self, model: str, variant: str) -> Path:
+        return self.root / self.variant(model, variant).file
+
+    def with_variant(
+        self, model: str, template: ModelEntry, variant: str, entry: VariantEntry
+    ) -> Manifest:
+        """A copy with ``variant`` of ``model`` set (the model taken from ``template`` if new)."""
+        current = self.models.get(model, template)
+        models = dict(self.models)
+        models[model] = replace(current, variants={**current.variants, variant: entry})
+        return replace(self, models=models)
+
+    def with_metrics(self, model: str, variant: str, metrics: dict[str, float]) -> Manifest:
+        entry = self.variant(model, variant)
+        return self.with_variant(model, self.models[model], variant,
+                                 replace(entry, metrics=dict(metrics)))
+
+    def save(self, root: Path | None = None) -> None:
+        target = (root or self.root) / MANIFEST_NAME
+        raw: dict[str, Any] = {
+            'format': FORMAT_VERSION,
+            'models': {
+                name: {
+                    'input_shape': list(entry.input_shape),
+                    'classes': list(entry.classes),
+                    'variants': {
+                        vname: {
+                            'file': v.file, 'sha256': v.sha256, 'width': v.width,
+                            'parameters': v.parameters,
+                            'metrics': {k: round(x, 4) for k, x in sorted(v.metrics.items())},
+                        }
+                        for vname, v in sorted(entry.variants.items())
+                    },
+                }
+                for name, entry in sorted(self.models.items())
+            },
+        }
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(raw, indent=2) + '\n', encoding='utf-8')

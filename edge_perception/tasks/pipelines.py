@@ -1,0 +1,87 @@
+"""Task pipelines: frame in, detections out, with inference delegated to the caller.
+
+A pipeline never holds a model: it calls ``infer(model_name, inputs)``, which the executor
+routes to the TVM module of the task's current variant on the task's lane. New task
+instances need only config; a new kind of task adds a pipeline class here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CHANNEL, SIGN_CLASSES
+from edge_perception.tasks.detections import Detection
+from edge_perception.tasks.detector_decoding import decode_peaks, detector_input
+from edge_perception.tasks.sign_crops import sign_crop
+
+Infer = Callable[[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+BgrImage = npt.NDArray[np.uint8]
+
+
+class TaskPipeline(Protocol):
+    """Turns one BGR frame into detections; ``models`` lists the model names it infers with."""
+
+    output_kind: ClassVar[str]
+    models: ClassVar[tuple[str, ...]]
+    threshold: float
+
+    def process(self, image: BgrImage, infer: Infer) -> list[Detection]: ...
+
+
+class TrafficLightPipeline:
+    """Lights from the shared detector's four state heatmaps."""
+
+    output_kind: ClassVar[str] = 'traffic_light'
+    models: ClassVar[tuple[str, ...]] = ('detector',)
+
+    def __init__(self, *, threshold: float = 0.3) -> None:
+        self.threshold = threshold
+
+    def process(self, image: BgrImage, infer: Infer) -> list[Detection]:
+        output = infer('detector', detector_input(image))[0]
+        peaks = decode_peaks(output, channels=tuple(range(len(LIGHT_STATES))),
+                             image_width=image.shape[1], image_height=image.shape[0],
+                             threshold=self.threshold)
+        return [
+            Detection(label=LIGHT_STATES[p.channel], class_id=p.channel, score=p.score,
+                      x=p.x, y=p.y, width=p.width, height=p.height)
+            for p in peaks
+        ]
+
+
+class SignPipeline:
+    """Signs located by the shared detector's sign heatmap, then named by the classifier."""
+
+    output_kind: ClassVar[str] = 'traffic_sign'
+    models: ClassVar[tuple[str, ...]] = ('detector', 'sign_classifier')
+
+    def __init__(self, *, threshold: float = 0.3, max_signs: int = 6) -> None:
+        self.threshold = threshold
+        self.max_signs = max_signs
+
+    def process(self, image: BgrImage, infer: Infer) -> list[Detection]:
+        output = infer('detector', detector_input(image))[0]
+        peaks = decode_peaks(output, channels=(SIGN_CHANNEL,), image_width=image.shape[1],
+                             image_height=image.shape[0], threshold=self.threshold,
+                             max_peaks=self.max_signs)
+        detections = []
+        for p in peaks:
+            crop = sign_crop(image, p.x, p.y, p.width, p.height)
+            probabilities = infer('sign_classifier', crop[None])[0]
+            class_id = int(np.argmax(probabilities))
+            detections.append(Detection(
+                label=SIGN_CLASSES[class_id], class_id=class_id,
+                score=p.score * float(probabilities[class_id]),
+                x=p.x, y=p.y, width=p.width, height=p.height,
+            ))
+        return detections
+
+
+PIPELINES: dict[str, type[TrafficLightPipeline] | type[SignPipeline]] = {
+    'traffic_light': TrafficLightPipeline,
+    'traffic_sign': SignPipeline,
+}

@@ -1,0 +1,95 @@
+"""config/f1tenth.yaml loading: the committed file is valid, every bad entry is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edge_perception.core.config import ConfigError, load_config
+
+VALID: dict[str, Any] = {
+    'model_dir': 'zoo',
+    'lanes': {'cpu': {'device': 'cpu', 'threads': 1, 'cpus': [0]},
+              'gpu': {'device': 'cuda', 'threads': 2, 'cpus': []}},
+    'tasks': [{
+        'name': 'lights', 'node': 'light_node', 'pipeline': 'traffic_light',
+        'period_ms': 50, 'deadline_ms': 40, 'lane': 'gpu', 'models': ['detector'],
+        'variants': ['full', 'half'], 'variant': 'half',
+        'input_topic': '/camera/image_raw', 'output_topic': '/lights',
+    }],
+}
+
+
+def write(tmp_path: Path, raw: Any) -> Path:
+    for variant in ('full', 'half'):
+        model = tmp_path / 'zoo' / 'detector' / f'{variant}.onnx'
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(b'onnx')
+    path = tmp_path / 'config.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def with_task(**changes: Any) -> dict[str, Any]:
+    task = {**VALID['tasks'][0], **changes}
+    return {**VALID, 'tasks': [{k: v for k, v in task.items() if v is not None}]}
+
+
+def test_committed_config_is_valid(repo_root: Path) -> None:
+    config = load_config(repo_root / 'config' / 'f1tenth.yaml')
+    assert [t.name for t in config.tasks] == ['traffic_light', 'traffic_sign']
+    assert {lane.name for lane in config.lanes} == {'cpu', 'gpu'}
+    assert all(t.deadline_ms <= t.period_ms for t in config.tasks)
+
+
+def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+    task = config.task('lights')
+    assert task.period_ns == 50_000_000
+    assert task.deadline_ns == 40_000_000
+    assert task.variants == ('full', 'half')
+    assert config.model_path('detector', 'half') == tmp_path / 'zoo' / 'detector' / 'half.onnx'
+    assert config.lanes[0].cpus == (0,)
+
+
+@pytest.mark.parametrize(('raw', 'match'), [
+    ({**VALID, 'extra': 1}, r"top level has unknown key 'extra'"),
+    (with_task(colour='red'), r"tasks\[0\] has unknown key 'colour'"),
+    (with_task(period_ms=-5), r'period_ms = -5 must be positive'),
+    (with_task(period_ms='fast'), r"period_ms = 'fast' must be a number"),
+    (with_task(deadline_ms=60), r'deadline_ms = 60 must not exceed period_ms = 50'),
+    (with_task(lane='tpu'), r"lane = 'tpu' is unknown"),
+    (with_task(pipeline='lidar'), r"pipeline = 'lidar' is unknown"),
+    (with_task(variant='tiny'), r"variant = 'tiny' is unknown"),
+    (with_task(models=['missing_model']), r"names 'missing_model', but .*full.onnx is missing"),
+    (with_task(input_topic='camera'), r"input_topic = 'camera' must be an absolute topic"),
+    (with_task(node=None), r"tasks\[0\] \(lights\) is missing required key 'node'"),
+    ({**VALID, 'lanes': {'npu': {'device': 'cpu'}}}, r"lanes = 'npu' is unknown"),
+    ({**VALID, 'lanes': {'cpu': {'threads': 0}}}, r'lanes.cpu.threads = 0 must be an integer'),
+    ({**VALID, 'tasks': VALID['tasks'] * 2}, r"use name 'lights' more than once"),
+    ([1, 2], r'top level must be a mapping'),
+])
+def test_bad_entries_are_named(tmp_path: Path, raw: Any, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, raw))
+
+
+def test_unreadable_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r'Cannot read config .*nowhere.yaml'):
+        load_config(tmp_path / 'nowhere.yaml')
+
+
+def test_invalid_yaml_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / 'broken.yaml'
+    path.write_text('tasks: [unclosed')
+    with pytest.raises(ConfigError, match=r'Cannot read config .*broken.yaml'):
+        load_config(path)
+
+
+def test_unknown_task_lookup_lists_known_tasks(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+    with pytest.raises(ConfigError, match=r"no task named 'signs' \(known: lights\)"):
+        config.task('signs')
