@@ -199,9 +199,9 @@ def message_adapter(*, prefer_generated: bool = True) -> MessageAdapter:
     """The generated encoding where edge_perception_msgs is importable, else the standard one."""
     if prefer_generated:
         try:
-            msgs = importlib.import_module('edge_perception_msgs.msg')
-        except ImportError:
+            return GeneratedAdapter(importlib.import_module('edge_perception_msgs.msg'))
+        except (ImportError, AttributeError):
+            # Not built; in a source checkout the interface folder even imports as an
+            # empty namespace package, hence AttributeError.
             pass
-        else:
-            return GeneratedAdapter(msgs)
     return StandardAdapter()

@@ -1,0 +1,53 @@
+"""Real rclpy + DDS: a fresh context per test, on a domain of this test run only."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+# Keep test traffic off other graphs on this machine, before rclpy reads the environment.
+os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+
+
+@pytest.fixture
+def ros_context() -> Iterator[Context]:
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def executor(ros_context: Context) -> Iterator[SingleThreadedExecutor]:
+    executor = SingleThreadedExecutor(context=ros_context)
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+
+
+SpinUntil = Callable[[Callable[[], bool]], None]
+
+
+@pytest.fixture
+def spin_until(executor: SingleThreadedExecutor) -> SpinUntil:
+    """Spin until ``condition()`` holds; fail after 60 s of wall time (never a fixed sleep)."""
+
+    def spin(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+        give_up = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > give_up:
+                pytest.fail(f'condition not met within {timeout_s} s')
+            executor.spin_once(timeout_sec=0.05)
+
+    return spin

@@ -1,0 +1,144 @@
+"""A camera Image goes through real rclpy into the package's nodes; detections come back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builtin_interfaces.msg import Time
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from edge_perception.core.config import load_config
+from edge_perception.core.launch_plan import plan_launch
+from edge_perception.models.synthetic import Frame, generate_frame
+from edge_perception.ros.container import PerceptionContainer
+from edge_perception.ros.image_conversion import encode_bgr8
+from edge_perception.ros.message_adapter import StandardAdapter
+from edge_perception.tasks.detector_decoding import box_iou
+
+from .conftest import SpinUntil
+
+
+@pytest.fixture
+def container(repo_root: Path, ros_context: Context,
+              executor: SingleThreadedExecutor) -> Iterator[PerceptionContainer]:
+    container = PerceptionContainer(load_config(repo_root / 'config' / 'f1tenth.yaml'),
+                                    context=ros_context)
+    for node in container.nodes:
+        executor.add_node(node)
+    yield container
+    container.destroy()
+
+
+class Camera:
+    """A test node that publishes frames and collects both output topics."""
+
+    def __init__(self, context: Context, executor: SingleThreadedExecutor,
+                 spin_until: SpinUntil) -> None:
+        self.node = Node('test_camera', context=context)
+        executor.add_node(self.node)
+        self.publisher = self.node.create_publisher(Image, '/camera/image_raw', 10)
+        self.outputs: dict[str, list[Any]] = {'traffic_light': [], 'traffic_sign': []}
+        adapter = StandardAdapter()
+        for kind, topic in (('traffic_light', '/perception/traffic_lights'),
+                            ('traffic_sign', '/perception/traffic_signs')):
+            self.node.create_subscription(adapter.detections_type(kind), topic,
+                                          self.outputs[kind].append, 10)
+        self.spin_until = spin_until
+        spin_until(lambda: self.publisher.get_subscription_count() >= 2)
+
+    def publish(self, image: Image) -> None:
+        self.publisher.publish(image)
+
+    def wait_for(self, count: int) -> None:
+        self.spin_until(lambda: all(len(v) >= count for v in self.outputs.values()))
+
+
+def frame_with(label: str) -> Frame:
+    for index in range(200):
+        frame = generate_frame('test', index)
+        if any(o.label == label for o in frame.objects):
+            return frame
+    raise AssertionError(f'no test frame shows {label}')
+
+
+def image_msg(frame: Frame, sec: int) -> Image:
+    msg = Image()
+    encode_bgr8(frame.image, msg)
+    msg.header.stamp = Time(sec=sec, nanosec=7)
+    msg.header.frame_id = 'camera_front'
+    return msg
+
+
+def matches(found: list[Any], truth: Any) -> bool:
+    box = (truth.x, truth.y, truth.width, truth.height)
+    return any(d.label == truth.label and box_iou((d.x, d.y, d.width, d.height), box) >= 0.5
+               for d in found)
+
+
+def test_container_hosts_exactly_the_planned_nodes(repo_root: Path,
+                                                   container: PerceptionContainer) -> None:
+    plan = plan_launch(repo_root / 'config' / 'f1tenth.yaml')
+    assert [n.get_name() for n in container.nodes] == [n.name for n in plan.nodes]
+
+
+def test_image_in_detections_out(ros_context: Context, executor: SingleThreadedExecutor,
+                                 spin_until: SpinUntil, container: PerceptionContainer) -> None:
+    camera = Camera(ros_context, executor, spin_until)
+    frame = frame_with('stop')
+    camera.publish(image_msg(frame, sec=41))
+    camera.wait_for(1)
+    adapter = StandardAdapter()
+    for kind, output in camera.outputs.items():
+        header, variant, found = adapter.read_detections(kind, output[0])
+        assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (
+            41, 7, 'camera_front')
+        assert variant == 'full'
+        wanted = [o for o in frame.objects if (o.kind == 'sign') == (kind == 'traffic_sign')]
+        assert all(matches(found, truth) for truth in wanted), (kind, found, wanted)
+
+
+def test_bad_frame_is_counted_and_the_next_good_one_processed(
+        ros_context: Context, executor: SingleThreadedExecutor, spin_until: SpinUntil,
+        container: PerceptionContainer) -> None:
+    camera = Camera(ros_context, executor, spin_until)
+    bad = image_msg(frame_with('red'), sec=1)
+    bad.encoding = '32FC1'
+    truncated = image_msg(frame_with('red'), sec=2)
+    truncated.data = truncated.data[:-10]
+    camera.publish(bad)
+    camera.publish(truncated)
+    camera.publish(image_msg(frame_with('red'), sec=3))
+    camera.wait_for(1)
+    for node in container.nodes:
+        spin_until(lambda node=node: sum(node.bad_frames.values()) == 2)
+        assert node.bad_frames == {'unsupported_encoding': 1, 'data_size_mismatch': 1}
+        assert node.frames_published >= 1
+    header, _, _ = StandardAdapter().read_detections('traffic_light',
+                                                    camera.outputs['traffic_light'][0])
+    assert header.stamp.sec == 3
+
+
+def test_variant_parameter_switches_models_live(ros_context: Context,
+                                                executor: SingleThreadedExecutor,
+                                                spin_until: SpinUntil,
+                                                container: PerceptionContainer) -> None:
+    light_node = container.nodes[0]
+    result = light_node.set_parameters([Parameter('variant', value='half')])
+    assert result[0].successful
+    refused = light_node.set_parameters([Parameter('variant', value='tiny')])
+    assert not refused[0].successful
+    assert "'tiny' is not one of" in refused[0].reason
+    camera = Camera(ros_context, executor, spin_until)
+    camera.publish(image_msg(frame_with('green'), sec=5))
+    camera.wait_for(1)
+    _, variant, _ = StandardAdapter().read_detections('traffic_light',
+                                                     camera.outputs['traffic_light'][0])
+    assert variant == 'half'
+    assert light_node.get_parameter('variant').value == 'half'

@@ -1,0 +1,169 @@
+"""TVM-compiled models: same outputs as onnxruntime, integrity checks, cache invalidation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
+from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, TvmEngine
+
+# Float32 reordering between TVM's and onnxruntime's kernels; outputs are probabilities,
+# log-sizes and offsets of order 1.
+ATOL, RTOL = 2e-4, 1e-3
+COMMITTED = [
+    (model, variant)
+    for model, entry in sorted(Manifest.load(Path(__file__).parents[2] / 'model_zoo')
+                               .models.items())
+    for variant in sorted(entry.variants)
+]
+
+
+@pytest.fixture(scope='module')
+def store(repo_root: Path, tvm_cache: Path) -> ModelStore:
+    return ModelStore(Manifest.load(repo_root / 'model_zoo'), cache_dir=tvm_cache)
+
+
+@pytest.fixture
+def zoo_copy(repo_root: Path, tmp_path: Path) -> Path:
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo)
+    return zoo
+
+
+def realistic_input(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
+
+
+def test_every_variant_is_committed_and_small() -> None:
+    assert len(COMMITTED) == 6
+    assert {m for m, _ in COMMITTED} == {'detector', 'sign_classifier'}
+
+
+@pytest.mark.parametrize(('model', 'variant'), COMMITTED)
+@pytest.mark.parametrize('batch', [1, 4])
+def test_tvm_matches_onnxruntime(store: ModelStore, model: str, variant: str,
+                                 batch: int) -> None:
+    engine = store.engine(model, variant, batch=batch)
+    inputs = realistic_input(engine.input_shape, seed=batch)
+    reference = onnxruntime.InferenceSession(
+        str(store.manifest.path(model, variant)), providers=['CPUExecutionProvider'])
+    expected = reference.run(None, {'input': inputs})[0]
+    np.testing.assert_allclose(engine.run(inputs), expected, atol=ATOL, rtol=RTOL)
+
+
+def test_wrong_input_shape_is_refused(store: ModelStore) -> None:
+    engine = store.engine('sign_classifier', 'quarter')
+    with pytest.raises(ValueError, match=r'input shape \(2, 3, 32, 32\), expected \(1, 3, 32'):
+        engine.run(np.zeros((2, 3, 32, 32), np.float32))
+
+
+def test_cache_is_reused_and_keyed_by_model_hash(zoo_copy: Path, tmp_path: Path) -> None:
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    target = CompileTarget('cpu')
+    library = store.build('sign_classifier', 'quarter', batch=1, target=target)
+    built_at = library.stat().st_mtime_ns
+    assert store.build('sign_classifier', 'quarter', batch=1, target=target) == library
+    assert library.stat().st_mtime_ns == built_at
+    # Replace the model by another one (a retrained model): the key, so the library, changes.
+    onnx = zoo_copy / 'sign_classifier' / 'quarter.onnx'
+    shutil.copy(zoo_copy / 'sign_classifier' / 'half.onnx', onnx)
+    retrained = Manifest.load(zoo_copy)
+    entry = retrained.variant('sign_classifier', 'quarter')
+    retrained = retrained.with_variant(
+        'sign_classifier', retrained.models['sign_classifier'], 'quarter',
+        type(entry)(entry.file, file_sha256(onnx), entry.width, entry.parameters))
+    new_store = ModelStore(retrained, cache_dir=tmp_path / 'cache')
+    rebuilt = new_store.build('sign_classifier', 'quarter', batch=1, target=target)
+    assert rebuilt != library
+    assert rebuilt.exists()
+
+
+def test_cache_key_depends_on_target_and_batch(store: ModelStore) -> None:
+    paths = {
+        store.library_path('detector', 'half', batch=batch, target=CompileTarget(device, cores))
+        for batch in (1, 4) for device, cores in (('cpu', 1), ('cpu', 2), ('cuda', 1))
+    }
+    assert len(paths) == 6
+
+
+def test_tampered_onnx_is_refused(zoo_copy: Path, tmp_path: Path) -> None:
+    onnx = zoo_copy / 'detector' / 'quarter.onnx'
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b'\x00')
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    with pytest.raises(ModelLoadError, match=r'quarter.onnx does not match its manifest SHA'):
+        store.engine('detector', 'quarter')
+
+
+def test_corrupt_onnx_with_matching_hash_gives_a_clear_error(zoo_copy: Path,
+                                                             tmp_path: Path) -> None:
+    onnx = zoo_copy / 'detector' / 'quarter.onnx'
+    onnx.write_bytes(b'not a protobuf at all')
+    manifest = Manifest.load(zoo_copy)
+    entry = manifest.variant('detector', 'quarter')
+    manifest = manifest.with_variant('detector', manifest.models['detector'], 'quarter',
+                                     type(entry)(entry.file, file_sha256(onnx), 0.25, 1))
+    store = ModelStore(manifest, cache_dir=tmp_path / 'cache')
+    with pytest.raises(ModelLoadError, match=r'Cannot read ONNX model .*quarter.onnx'):
+        store.engine('detector', 'quarter')
+
+
+def test_missing_onnx_is_named(zoo_copy: Path, tmp_path: Path) -> None:
+    (zoo_copy / 'detector' / 'half.onnx').unlink()
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    with pytest.raises(ModelLoadError, match=r'Model file .*half.onnx is missing'):
+        store.engine('detector', 'half')
+
+
+def test_unknown_variant_is_named(store: ModelStore) -> None:
+    with pytest.raises(ModelLoadError, match=r"no model 'detector' variant 'tiny'"):
+        store.engine('detector', 'tiny')
+
+
+def test_corrupted_library_is_refused_before_loading(store: ModelStore, tmp_path: Path) -> None:
+    library = store.build('sign_classifier', 'half', batch=1, target=CompileTarget('cpu'))
+    copy = tmp_path / library.name
+    shutil.copy(library, copy)
+    shutil.copy(library.with_name(library.name + '.sha256'), tmp_path)
+    with copy.open('r+b') as stream:
+        stream.seek(4096)
+        stream.write(b'\xff' * 64)
+    with pytest.raises(ModelLoadError, match=r'does not match its SHA-256 record'):
+        TvmEngine(copy, device='cpu', input_shape=(1, 3, 32, 32))
+
+
+def test_garbage_library_with_forged_record_errors_instead_of_crashing(tmp_path: Path) -> None:
+    library = tmp_path / 'forged.so'
+    library.write_bytes(b'\x7fELF' + b'\x00' * 200)
+    (tmp_path / 'forged.so.sha256').write_text(file_sha256(library))
+    with pytest.raises(ModelLoadError, match=r'Cannot load compiled library .*forged.so'):
+        TvmEngine(library, device='cpu', input_shape=(1, 3, 32, 32))
+
+
+def test_library_without_record_is_refused(tmp_path: Path) -> None:
+    library = tmp_path / 'orphan.so'
+    library.write_bytes(b'\x7fELF')
+    with pytest.raises(ModelLoadError, match=r'Cannot read SHA-256 record of .*orphan.so'):
+        TvmEngine(library, device='cpu', input_shape=(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize(('content', 'match'), [
+    (None, r'Cannot read manifest .*manifest.json'),
+    ('{"format": 9, "models": {}}', r'format 9, expected 1'),
+    ('{"format": 1, "models": {"m": {"classes": []}}}', r"KeyError\('input_shape'\)"),
+])
+def test_bad_manifest_is_named(tmp_path: Path, content: str | None, match: str) -> None:
+    if content is not None:
+        (tmp_path / 'manifest.json').write_text(content)
+    with pytest.raises(ModelLoadError, match=match):
+        Manifest.load(tmp_path)
+
+
+def test_manifest_save_load_round_trip(zoo_copy: Path) -> None:
+    manifest = Manifest.load(zoo_copy).with_metrics('detector', 'half', {'light_map50': 0.5})
+    manifest.save()
+    assert Manifest.load(zoo_copy).variant('detector', 'half').metrics == {'light_map50': 0.5}
