@@ -94,10 +94,27 @@ def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.set_defaults(run=_launch)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from edge_perception.core.config import load_config
+    from edge_perception.ros.demo import run_demo
+
+    run_demo(load_config(args.config), frames=args.frames, rate_hz=args.rate, out=sys.stdout)
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('demo', help='synthetic drive through the container, with a report')
+    parser.add_argument('--config', type=Path, default=default_config_path())
+    parser.add_argument('--frames', type=int, default=60, help='camera frames to send')
+    parser.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz')
+    parser.set_defaults(run=_demo)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_train,
     _add_eval,
     _add_launch,
+    _add_demo,
 )
 
 

@@ -11,6 +11,39 @@ from edge_perception.tasks.detector_decoding import Box, box_iou
 
 
 @dataclass
+class MatchCounts:
+    """True/false positives and misses at one score threshold, over many frames."""
+
+    true_positives: int = 0
+    false_positives: int = 0
+    missed: int = 0
+
+    def add_frame(self, detections: Sequence[tuple[str, Box]], truths: Sequence[tuple[str, Box]],
+                  *, iou: float = 0.5) -> None:
+        """A detection is true when it overlaps an unmatched truth of the same label."""
+        matched = [False] * len(truths)
+        for label, box in detections:
+            candidates = [i for i, (t_label, t_box) in enumerate(truths)
+                          if not matched[i] and t_label == label and box_iou(box, t_box) >= iou]
+            if candidates:
+                matched[candidates[0]] = True
+                self.true_positives += 1
+            else:
+                self.false_positives += 1
+        self.missed += matched.count(False)
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else float('nan')
+
+    @property
+    def recall(self) -> float:
+        present = self.true_positives + self.missed
+        return self.true_positives / present if present else float('nan')
+
+
+@dataclass
 class APAccumulator:
     """Collects scored detections and ground truth of one class over many frames."""
 
