@@ -142,9 +142,9 @@ def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: Text
         side.shutdown()
         _print_report(collector, camera.frames, rate_hz, out)
     finally:
-        for node in (camera, collector):
-            if node is not None:
-                node.destroy_node()
+        for side_node in (camera, collector):
+            if side_node is not None:
+                side_node.destroy_node()
         if container is not None:
             container.destroy()
         rclpy.try_shutdown(context=context)
