@@ -179,7 +179,8 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> N
     )
 
 
-MODEL_SPECS = {
+Trainer = Callable[[list[Frame], float, TrainSettings], nn.Module]
+MODEL_SPECS: dict[str, tuple[Trainer, tuple[int, ...], tuple[str, ...]]] = {
     'detector': (train_detector, (1, 3, INPUT_HEIGHT, INPUT_WIDTH), DETECTOR_CLASSES),
     'sign_classifier': (train_classifier, (1, 3, CROP_SIZE, CROP_SIZE), SIGN_CLASSES),
 }
