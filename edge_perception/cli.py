@@ -110,11 +110,61 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=_demo)
 
 
+def _build_models(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edge_perception.core.config import load_config
+    from edge_perception.runtime.tvm_engine import CompileTarget, cuda_available
+
+    config = load_config(args.config)
+    store = _model_store(config.model_dir)
+    lanes = {lane.name: lane for lane in config.lanes}
+    jobs = sorted({
+        (model, variant, batch, lanes[task.lane].device, lanes[task.lane].threads)
+        for task in config.tasks for model in task.models for variant in task.variants
+        for batch in args.batch
+    })
+    for model, variant, batch, device, threads in tqdm(jobs, desc='building TVM modules'):
+        if device == 'cuda' and not cuda_available():
+            device = 'cpu'  # same fallback as the lanes: build what will actually run
+        target = CompileTarget(device=device, num_cores=threads)
+        store.build(model, variant, batch=batch, target=target)
+    print(f'{len(jobs)} modules ready in {store.cache_dir}')
+    return 0
+
+
+def _add_build_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('build-models', help='compile every configured model with TVM')
+    parser.add_argument('--config', type=Path, default=default_config_path())
+    parser.add_argument('--batch', type=int, nargs='+', default=[1], help='batch sizes')
+    parser.set_defaults(run=_build_models)
+
+
+def _bench_models(args: argparse.Namespace) -> int:
+    from edge_perception.bench.model_latency import format_rows, measure
+
+    rows = measure(_model_store(args.zoo), batches=args.batch, threads=args.threads,
+                   repeats=args.repeats)
+    print(format_rows(rows))
+    return 0
+
+
+def _add_bench_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('bench-models', help='TVM vs onnxruntime latency per variant')
+    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
+    parser.add_argument('--batch', type=int, nargs='+', default=[1, 4])
+    parser.add_argument('--threads', type=int, nargs='+', default=[1])
+    parser.add_argument('--repeats', type=int, default=30)
+    parser.set_defaults(run=_bench_models)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_train,
     _add_eval,
     _add_launch,
     _add_demo,
+    _add_build_models,
+    _add_bench_models,
 )
 
 
