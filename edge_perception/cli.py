@@ -158,6 +158,40 @@ def _add_bench_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=_bench_models)
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edge_perception.runtime.tvm_engine import CompileTarget
+
+    store = _model_store(args.zoo)
+    target = CompileTarget(device=args.device, num_cores=args.threads)
+    jobs = [(model, variant, batch) for model in args.models for variant in args.variants
+            for batch in args.batch]
+    with tqdm(total=len(jobs) * args.trials, desc=f'tuning for {target.tag()}',
+              unit='trial') as progress:
+        for model, variant, batch in jobs:
+            progress.set_postfix_str(f'{model}/{variant} b{batch}')
+            records = store.tune(model, variant, batch=batch, target=target,
+                                 trials=args.trials, on_trials=progress.update)
+            tqdm.write(f'{model}/{variant} batch {batch}: {records} records in '
+                       f'{store.tuning_database(model, variant, batch=batch, target=target)}')
+    return 0
+
+
+def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        'tune', help='MetaSchedule-tune models; databases go beside the models (commit them)')
+    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
+    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--batch', type=int, nargs='+', default=[1])
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--threads', type=int, default=1, help='lane threads (num-cores)')
+    parser.add_argument('--trials', type=int, default=128,
+                        help='trial budget per model variant and batch; reruns add to it')
+    parser.set_defaults(run=_tune)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_train,
     _add_eval,
@@ -165,6 +199,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_demo,
     _add_build_models,
     _add_bench_models,
+    _add_tune,
 )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
+
+# Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
+TUNING_DIR = 'tuning'
 
 
 def default_cache_dir() -> Path:
@@ -66,6 +70,13 @@ class CompileTarget:
 
     def cache_key(self) -> str:
         return json.dumps(self.spec(), sort_keys=True)
+
+    def tag(self) -> str:
+        """Folder name for this target's tuning databases, e.g. 'llvm-znver5-c1'."""
+        if self.device == 'cuda':
+            arch = tvm.cuda(0).compute_version if cuda_available() else 'unknown'
+            return f'cuda-sm{arch.replace(".", "")}'
+        return f'llvm-{host_cpu()}-c{self.num_cores}'
 
 
 class TvmEngine:
@@ -112,9 +123,11 @@ def _read_sidecar(library: Path) -> str:
         raise ModelLoadError(f'Cannot read SHA-256 record of {library}: {err}') from None
 
 
-def compile_onnx(onnx_path: Path, library: Path, *, input_shape: tuple[int, ...],
-                 target: CompileTarget) -> None:
-    """Import ``onnx_path`` at a static ``input_shape``, compile for ``target``, export."""
+def _lowered(onnx_path: Path, input_shape: tuple[int, ...], tvm_target: Any) -> Any:
+    """ONNX -> Relax at a static shape, decomposed and legalised to TIR.
+
+    Tuning and building both start from this module, so the tuned workloads match exactly.
+    """
     try:
         model = onnx.load(str(onnx_path))
         onnx.checker.check_model(model)
@@ -123,13 +136,71 @@ def compile_onnx(onnx_path: Path, library: Path, *, input_shape: tuple[int, ...]
     input_name = model.graph.input[0].name
     mod = from_onnx(model, shape_dict={input_name: list(input_shape)},
                     keep_params_in_input=False)
+    with tvm_target:
+        return tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.CanonicalizeBindings(),
+            relax.pipeline.zero_pipeline(),
+        ])(mod)
+
+
+def tuning_records(database: Path) -> int:
+    """How many tuning records ``database`` holds (0 when there is none)."""
+    records = database / 'database_tuning_record.json'
+    if not records.is_file():
+        return 0
+    return sum(1 for line in records.read_text(encoding='utf-8').splitlines() if line.strip())
+
+
+def tune_onnx(onnx_path: Path, database: Path, *, input_shape: tuple[int, ...],
+              target: CompileTarget, trials: int, on_trials: Callable[[int], None],
+              seed: int = 0) -> int:
+    """MetaSchedule-tune every TIR function; records accumulate in ``database`` (resumable).
+
+    ``on_trials(n)`` is called after each batch of ``n`` measured trials (progress bars).
+    Returns the number of tuning records the database then holds.
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class Progress(ms.measure_callback.PyMeasureCallback):  # type: ignore[misc]
+        def apply(self, task_scheduler: Any, task_id: int, measure_candidates: list[Any],
+                  builder_results: list[Any], runner_results: list[Any]) -> None:
+            on_trials(len(runner_results))
+
     tvm_target = tvm.target.Target(target.spec())
+    mod = _lowered(onnx_path, input_shape, tvm_target)
+    database.mkdir(parents=True, exist_ok=True)
+    tasks = len(ms.relax_integration.extract_tasks(mod, tvm_target))
+    with tvm_target:
+        ms.relax_integration.tune_relax(
+            mod, params={}, target=tvm_target, work_dir=str(database),
+            max_trials_global=trials, max_trials_per_task=max(8, trials // max(tasks, 1)),
+            num_trials_per_iter=16, seed=seed,
+            measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
+            runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
+                number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False)),
+        )
+    return tuning_records(database)
+
+
+def compile_onnx(onnx_path: Path, library: Path, *, input_shape: tuple[int, ...],
+                 target: CompileTarget, database: Path | None = None) -> None:
+    """Import ``onnx_path`` at a static ``input_shape``, compile for ``target``, export.
+
+    With a tuning ``database``, every TIR function found there gets its tuned schedule.
+    """
+    tvm_target = tvm.target.Target(target.spec())
+    mod = _lowered(onnx_path, input_shape, tvm_target)
+    if database is not None:
+        with tvm_target:
+            mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
     if target.device == 'cuda':
         from tvm import dlight
 
         # Relax on CUDA needs every TIR function bound to GPU threads; dlight's rules do it.
         with tvm_target:
-            mod = relax.transform.LegalizeOps()(mod)
             mod = dlight.ApplyDefaultSchedule(
                 dlight.gpu.Matmul(), dlight.gpu.GEMV(), dlight.gpu.Reduction(),
                 dlight.gpu.GeneralReduction(), dlight.gpu.Fallback(),
@@ -146,7 +217,8 @@ class ModelStore:
     """Holds the compiled modules of every (model, variant, batch, device) in one process.
 
     Verifies each ONNX file against the manifest, compiles it on first use (or reuses the
-    cache), loads it and runs one warm-up inference.
+    cache) with the committed tuning database of its target where one exists, loads it and
+    runs one warm-up inference. It never tunes by itself: ``edge-perception tune`` does.
     """
 
     def __init__(self, manifest: Manifest, *, cache_dir: Path) -> None:
@@ -155,13 +227,28 @@ class ModelStore:
         self._engines: dict[tuple[str, str, int, str, int], TvmEngine] = {}
         self._lock = threading.Lock()
 
+    def tuning_database(self, model: str, variant: str, *, batch: int,
+                        target: CompileTarget) -> Path:
+        """Where tuning records of this model file, batch size and target are committed."""
+        digest = self.manifest.variant(model, variant).sha256[:12]
+        return (self.manifest.root / TUNING_DIR / target.tag()
+                / f'{model}-{variant}-b{batch}-{digest}')
+
     def library_path(self, model: str, variant: str, *, batch: int,
                      target: CompileTarget) -> Path:
+        """Cache path keyed by model hash, target, TVM version, batch and tuning records."""
         entry = self.manifest.variant(model, variant)
+        records = (self.tuning_database(model, variant, batch=batch, target=target)
+                   / 'database_tuning_record.json')
+        tuned = file_sha256(records) if records.is_file() else 'untuned'
         key = hashlib.sha256(
-            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{batch}'.encode()
+            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{batch}|{tuned}'.encode()
         ).hexdigest()[:20]
         return self.cache_dir / f'{model}-{variant}-b{batch}-{key}.so'
+
+    def is_tuned(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> bool:
+        database = self.tuning_database(model, variant, batch=batch, target=target)
+        return tuning_records(database) > 0
 
     def build(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> Path:
         """Compile unless a cached library exists; returns the library path."""
@@ -173,9 +260,20 @@ class ModelStore:
             raise ModelLoadError(f'Model file {onnx_path} does not match its manifest SHA-256')
         library = self.library_path(model, variant, batch=batch, target=target)
         if not library.exists():
+            database = self.tuning_database(model, variant, batch=batch, target=target)
             compile_onnx(onnx_path, library, input_shape=self.input_shape(model, batch),
-                         target=target)
+                         target=target,
+                         database=database if tuning_records(database) else None)
         return library
+
+    def tune(self, model: str, variant: str, *, batch: int, target: CompileTarget,
+             trials: int, on_trials: Callable[[int], None]) -> int:
+        """Add ``trials`` MetaSchedule trials to the committed database; returns its records."""
+        self.build(model, variant, batch=batch, target=target)  # verifies the ONNX file first
+        return tune_onnx(self.manifest.path(model, variant),
+                         self.tuning_database(model, variant, batch=batch, target=target),
+                         input_shape=self.input_shape(model, batch), target=target,
+                         trials=trials, on_trials=on_trials)
 
     def input_shape(self, model: str, batch: int) -> tuple[int, ...]:
         shape = self.manifest.models[model].input_shape
