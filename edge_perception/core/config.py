@@ -20,7 +20,7 @@ from edge_perception.tasks.pipelines import PIPELINES
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks'})
-_LANE_KEYS = frozenset({'device', 'threads', 'cpus'})
+_LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
     'variant', 'input_topic', 'output_topic',
@@ -39,6 +39,8 @@ class LaneConfig:
     device: str
     threads: int
     cpus: tuple[int, ...]
+    rt_priority: int | None = None  # SCHED_FIFO 1..99 where permitted
+    nice: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,13 @@ class _Reader:
             raise self.fail(where, f'= {value!r} lists a name twice')
         return items
 
+    def optional_int(self, value: Any, where: str, low: int, high: int) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(where, f'= {value!r} must be an integer in [{low}, {high}]')
+        return value
+
     def topic(self, value: Any, where: str) -> str:
         topic = self.text(value, where)
         if not topic.startswith('/') or ' ' in topic:
@@ -157,7 +166,10 @@ def _lane(reader: _Reader, name: str, raw: Any) -> LaneConfig:
     ):
         raise reader.fail(f'{where}.cpus', f'= {cpus!r} must be a list of CPU indices >= 0')
     device = reader.choice(entry.get('device', 'cpu'), f'{where}.device', DEVICES)
-    return LaneConfig(name=name, device=device, threads=threads, cpus=tuple(cpus))
+    rt_priority = reader.optional_int(entry.get('rt_priority'), f'{where}.rt_priority', 1, 99)
+    nice = reader.optional_int(entry.get('nice'), f'{where}.nice', -20, 19)
+    return LaneConfig(name=name, device=device, threads=threads, cpus=tuple(cpus),
+                      rt_priority=rt_priority, nice=nice)
 
 
 def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskConfig:

@@ -1,0 +1,164 @@
+"""A lane: one worker that runs jobs stage by stage in priority order.
+
+The lane is the unit of mutual exclusion (one device, one inference at a time). Its ready
+queue is ordered by (priority, release, job id). Between two stages it picks again, so a
+higher-priority job waits at most one stage of a lower-priority one. Overload policy:
+
+* a task keeps at most ``queue_limit`` jobs waiting to start; a newer release displaces the
+  oldest waiting one (newest frame wins) instead of letting the queue grow;
+* a job that would start when it can no longer meet its deadline (now + its typical
+  execution time > deadline) is dropped as stale; a started job whose deadline has passed
+  is aborted between stages; both count as deadline misses;
+* a stage that raises ends its job as 'failed'; the lane carries on.
+
+:meth:`Lane.run_next` does one step synchronously (unit tests drive it with a fake clock);
+:class:`LaneWorker` runs it on a thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from edge_perception.core.jobs import Clock, Job, JobOutcome, OutcomeListener
+
+_log = logging.getLogger(__name__)
+
+
+class Lane:
+    """Ready queue + dispatch rule of one lane (no thread of its own; see LaneWorker)."""
+
+    def __init__(self, *, name: str, clock: Clock, on_outcome: OutcomeListener,
+                 typical_exec_ns: Callable[[str], int], queue_limit: int = 1) -> None:
+        if queue_limit < 1:
+            raise ValueError(f'lane {name}: queue_limit must be >= 1, got {queue_limit}')
+        self.name = name
+        self._clock = clock
+        self._on_outcome = on_outcome
+        self._typical_exec_ns = typical_exec_ns
+        self._queue_limit = queue_limit
+        self._ready: list[tuple[tuple[int, int, int], Job]] = []
+        self._waiting: Counter[str] = Counter()  # not-yet-started jobs per task
+        self._lock = threading.Lock()
+        self.changed = threading.Condition(self._lock)
+        self.busy_ns = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ready)
+
+    def queued(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._waiting)
+
+    def submit(self, job: Job) -> None:
+        """Queue a released job; may displace the task's oldest waiting job."""
+        displaced = None
+        with self._lock:
+            if self._waiting[job.task] >= self._queue_limit:
+                waiting = [entry for entry in self._ready
+                           if entry[1].task == job.task and not entry[1].started]
+                oldest = min(waiting, key=lambda entry: entry[1].release_ns)
+                self._ready.remove(oldest)
+                heapq.heapify(self._ready)
+                self._waiting[job.task] -= 1
+                displaced = oldest[1]
+            heapq.heappush(self._ready, (job.sort_key(), job))
+            self._waiting[job.task] += 1
+            self.changed.notify()
+        if displaced is not None:
+            self._finish(displaced, dropped='displaced')
+
+    def run_next(self) -> bool:
+        """Run one stage of the most urgent job; False when nothing was ready."""
+        with self._lock:
+            if not self._ready:
+                return False
+            _, job = heapq.heappop(self._ready)
+            if not job.started:
+                self._waiting[job.task] -= 1
+        now = self._clock.now_ns()
+        if not job.started and now + self._typical_exec_ns(job.task) > job.deadline_ns:
+            self._finish(job, dropped='stale')
+            return True
+        if job.started and now > job.deadline_ns:
+            self._finish(job, dropped='aborted')
+            return True
+        job.started = True
+        try:
+            next(job.stages)
+            more = True
+        except StopIteration:
+            more = False
+        except Exception:
+            _log.exception('lane %s: task %s job %d failed', self.name, job.task, job.job_id)
+            self._account(job, now)
+            self._finish(job, dropped='failed')
+            return True
+        self._account(job, now)
+        if more:
+            with self._lock:
+                heapq.heappush(self._ready, (job.sort_key(), job))
+        else:
+            self._finish(job, dropped=None)
+        return True
+
+    def _account(self, job: Job, started_ns: int) -> None:
+        spent = self._clock.now_ns() - started_ns
+        job.exec_ns += spent
+        job.stage_ns.append(spent)
+        job.stages_run += 1
+        self.busy_ns += spent
+
+    def _finish(self, job: Job, *, dropped: str | None) -> None:
+        self._on_outcome(JobOutcome(
+            task=job.task, job_id=job.job_id, release_ns=job.release_ns,
+            deadline_ns=job.deadline_ns, end_ns=self._clock.now_ns(), exec_ns=job.exec_ns,
+            stage_ns=tuple(job.stage_ns), dropped=dropped))
+
+    def drain(self) -> None:
+        """Drop every queued job (shutdown): nothing waits forever."""
+        with self._lock:
+            jobs = [job for _, job in self._ready]
+            self._ready.clear()
+            self._waiting.clear()
+        for job in jobs:
+            self._finish(job, dropped='aborted')
+
+
+class LaneWorker:
+    """Runs a :class:`Lane` on its own thread until :meth:`stop`."""
+
+    def __init__(self, lane: Lane, *, setup: Callable[[], None] | None = None) -> None:
+        self.lane = lane
+        self._setup = setup
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=f'lane-{lane.name}',
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        if self._setup is not None:
+            self._setup()
+        while True:
+            with self.lane.changed:
+                while not self._stopping and not self.lane._ready:
+                    self.lane.changed.wait()
+                if self._stopping:
+                    break
+            self.lane.run_next()
+        self.lane.drain()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Ask the thread to finish its current stage and exit; True when it did."""
+        with self.lane.changed:
+            self._stopping = True
+            self.lane.changed.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()

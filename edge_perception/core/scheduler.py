@@ -1,0 +1,149 @@
+"""The deadline scheduler: tasks, deadline-monotonic priorities, lanes and their statistics.
+
+It knows nothing of ROS: the rclpy executor releases jobs into it, lanes run them, and
+diagnostics read :meth:`DeadlineScheduler.task_report` and :meth:`lane_report`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_perception.core.config import LaneConfig, PerceptionConfig, TaskConfig
+from edge_perception.core.jobs import Clock, Job, JobOutcome, MonotonicClock, Stages
+from edge_perception.core.lanes import Lane, LaneWorker
+from edge_perception.core.scheduling import (
+    ResponseBound,
+    TaskTiming,
+    deadline_monotonic,
+    response_times,
+)
+from edge_perception.core.task_stats import TaskStats
+from edge_perception.core.thread_setup import configure_current_thread
+
+# A release this much earlier than one period after the previous one still counts as the
+# next period (camera jitter); anything earlier is skipped so the task stays periodic.
+PERIOD_TOLERANCE = 0.1
+# An execution longer than this multiple of the typical one is reported as an overrun.
+OVERRUN_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class LaneReport:
+    name: str
+    device: str
+    fallback: bool
+    utilisation: float
+    queued: dict[str, int]
+
+
+class DeadlineScheduler:
+    """Runs every task's jobs on its lane in deadline-monotonic priority order."""
+
+    def __init__(self, config: PerceptionConfig, *, clock: Clock | None = None,
+                 devices: dict[str, str] | None = None, queue_limit: int = 1,
+                 on_outcome: Callable[[JobOutcome], None] | None = None) -> None:
+        self.config = config
+        self.clock = clock or MonotonicClock()
+        self.tasks: dict[str, TaskConfig] = {t.name: t for t in config.tasks}
+        self.priorities = deadline_monotonic(
+            TaskTiming(t.name, t.lane, t.period_ns, t.deadline_ns, (1,)) for t in config.tasks)
+        self.stats = {name: TaskStats() for name in self.tasks}
+        self.devices = devices or {lane.name: lane.device for lane in config.lanes}
+        self._lane_configs: dict[str, LaneConfig] = {lane.name: lane for lane in config.lanes}
+        self._on_outcome = on_outcome
+        self._stats_lock = threading.Lock()
+        self._last_release: dict[str, int] = {}
+        self.lanes = {
+            lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
+                            typical_exec_ns=self.typical_exec_ns, queue_limit=queue_limit)
+            for lane in config.lanes
+        }
+        self._workers: list[LaneWorker] = []
+        self._busy_mark = {name: (0, self.clock.now_ns()) for name in self.lanes}
+        self.setup_log: list[str] = []
+
+    def typical_exec_ns(self, task: str) -> int:
+        with self._stats_lock:
+            return self.stats[task].typical_exec_ns()
+
+    def release(self, task: str, stages: Stages) -> Job | None:
+        """Release a job of ``task`` now; None when it falls inside the current period."""
+        now = self.clock.now_ns()
+        config = self.tasks[task]
+        last = self._last_release.get(task)
+        with self._stats_lock:
+            if last is not None and now - last < config.period_ns * (1 - PERIOD_TOLERANCE):
+                self.stats[task].skipped += 1
+                return None
+            self.stats[task].released += 1
+        self._last_release[task] = now
+        job = Job(task=task, priority=self.priorities[task], release_ns=now,
+                  deadline_ns=now + config.deadline_ns, stages=stages)
+        self.lanes[config.lane].submit(job)
+        return job
+
+    def _record(self, outcome: JobOutcome) -> None:
+        with self._stats_lock:
+            stats = self.stats[outcome.task]
+            typical = stats.typical_exec_ns()
+            stats.record(outcome, budget_ns=int(typical * OVERRUN_FACTOR) if typical else None)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+
+    def start(self) -> None:
+        """Start one worker thread per lane (with its OS priority and CPU set)."""
+        for name, lane in self.lanes.items():
+            settings = self._lane_configs[name]
+
+            def setup(settings: LaneConfig = settings) -> None:
+                self.setup_log.extend(configure_current_thread(
+                    lane=settings.name, rt_priority=settings.rt_priority, nice=settings.nice,
+                    cpus=settings.cpus))
+
+            worker = LaneWorker(lane, setup=setup)
+            worker.start()
+            self._workers.append(worker)
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop every lane after its current stage; True when all threads exited."""
+        stopped = all([worker.stop(timeout_s) for worker in self._workers])
+        self._workers.clear()
+        return stopped
+
+    def timing(self, task: str) -> TaskTiming | None:
+        """The task's measured timing (None before any job completed)."""
+        with self._stats_lock:
+            stages = self.stats[task].stage_wcets_ns()
+        if not stages:
+            return None
+        config = self.tasks[task]
+        return TaskTiming(task, config.lane, config.period_ns, config.deadline_ns, stages)
+
+    def analysis(self) -> dict[str, ResponseBound]:
+        """Response-time analysis with measured WCETs, over the tasks measured so far."""
+        timings = [t for t in (self.timing(name) for name in self.tasks) if t is not None]
+        return response_times(timings, self.priorities)
+
+    def take_windows(self) -> dict[str, tuple[int, int]]:
+        with self._stats_lock:
+            return {name: stats.take_window() for name, stats in self.stats.items()}
+
+    def forget_timing(self, task: str) -> None:
+        with self._stats_lock:
+            self.stats[task].forget_timing()
+
+    def lane_report(self) -> list[LaneReport]:
+        """Per lane: share of wall time spent running stages since the previous report."""
+        reports = []
+        now = self.clock.now_ns()
+        for name, lane in self.lanes.items():
+            busy, since = self._busy_mark[name]
+            elapsed = max(now - since, 1)
+            self._busy_mark[name] = (lane.busy_ns, now)
+            configured = self._lane_configs[name].device
+            reports.append(LaneReport(
+                name=name, device=self.devices[name], fallback=self.devices[name] != configured,
+                utilisation=min(1.0, (lane.busy_ns - busy) / elapsed), queued=lane.queued()))
+        return reports

@@ -1,0 +1,91 @@
+"""Per-task bookkeeping of job outcomes: counters, response times, execution-time estimates."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_perception.core.jobs import JobOutcome
+from edge_perception.core.statistics import ResponseTimes
+
+# Recent outcomes kept for percentiles and execution-time estimates.
+HISTORY = 500
+
+
+@dataclass
+class TaskStats:
+    """Everything /diagnostics reports about one task; updated from lane outcomes.
+
+    ``window_*`` counts restart at every :meth:`take_window` (the adaptation period).
+    """
+
+    released: int = 0
+    skipped: int = 0  # frames that arrived before the task's next period began
+    completed: int = 0
+    late: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+    overruns: int = 0
+    window_jobs: int = 0
+    window_misses: int = 0
+    _response_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    _exec_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    _stage_ns: deque[tuple[int, ...]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def record(self, outcome: JobOutcome, *, budget_ns: int | None) -> None:
+        self.window_jobs += 1
+        if outcome.missed:
+            self.window_misses += 1
+        if outcome.dropped is not None:
+            self.drops[outcome.dropped] += 1
+        else:
+            self.completed += 1
+            self.late += int(outcome.missed)
+            self._response_ns.append(outcome.response_ns)
+        if outcome.exec_ns > 0 and outcome.dropped in (None, 'aborted'):
+            self._exec_ns.append(outcome.exec_ns)
+            if outcome.dropped is None:
+                self._stage_ns.append(outcome.stage_ns)
+        if budget_ns is not None and outcome.exec_ns > budget_ns:
+            self.overruns += 1
+
+    @property
+    def misses(self) -> int:
+        """Late completions plus every drop (stale, displaced, aborted, failed)."""
+        return self.late + sum(self.drops.values())
+
+    @property
+    def miss_ratio(self) -> float:
+        finished = self.completed + sum(self.drops.values())
+        return self.misses / finished if finished else 0.0
+
+    def response_times(self) -> ResponseTimes:
+        return ResponseTimes.of(list(self._response_ns))
+
+    def typical_exec_ns(self) -> int:
+        """Median execution time of recent jobs (0 before the first one)."""
+        return int(np.median(self._exec_ns)) if self._exec_ns else 0
+
+    def wcet_estimate_ns(self) -> int:
+        return max(self._exec_ns, default=0)
+
+    def stage_wcets_ns(self) -> tuple[int, ...]:
+        """Per-stage maxima over recent completed jobs with the most common stage count."""
+        if not self._stage_ns:
+            return ()
+        counts = Counter(len(s) for s in self._stage_ns)
+        length = counts.most_common(1)[0][0]
+        same = [s for s in self._stage_ns if len(s) == length]
+        return tuple(int(max(s[i] for s in same)) for i in range(length))
+
+    def take_window(self) -> tuple[int, int]:
+        """(jobs, misses) since the last call, then restart the window."""
+        window = (self.window_jobs, self.window_misses)
+        self.window_jobs = self.window_misses = 0
+        return window
+
+    def forget_timing(self) -> None:
+        """Drop execution-time history (after a variant switch it describes another model)."""
+        self._exec_ns.clear()
+        self._stage_ns.clear()

@@ -1,0 +1,40 @@
+"""OS scheduling for lane threads: real-time priority or niceness, and CPU pinning."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+_log = logging.getLogger(__name__)
+
+
+def configure_current_thread(*, lane: str, rt_priority: int | None, nice: int | None,
+                             cpus: Sequence[int]) -> list[str]:
+    """Apply what is permitted to the calling thread; returns one line per setting applied or
+    refused (refusals are also logged: SCHED_FIFO usually needs CAP_SYS_NICE)."""
+    lines = []
+    if cpus:
+        try:
+            os.sched_setaffinity(0, set(cpus))
+            lines.append(f'lane {lane}: pinned to CPUs {sorted(cpus)}')
+        except OSError as err:
+            lines.append(f'lane {lane}: cannot pin to CPUs {sorted(cpus)}: {err.strerror}')
+    if rt_priority is not None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
+            lines.append(f'lane {lane}: SCHED_FIFO priority {rt_priority}')
+        except (OSError, AttributeError) as err:
+            reason = getattr(err, 'strerror', None) or str(err)
+            lines.append(f'lane {lane}: SCHED_FIFO {rt_priority} not permitted ({reason}); '
+                         'running with the default policy')
+    if nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            lines.append(f'lane {lane}: nice {nice}')
+        except OSError as err:
+            lines.append(f'lane {lane}: nice {nice} not permitted ({err.strerror})')
+    for line in lines:
+        _log.info(line)
+    return lines

@@ -1,0 +1,88 @@
+"""The scheduler facade with a fake clock: periods, priorities, statistics, analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_perception.core.config import load_config
+from edge_perception.core.jobs import JobOutcome
+from edge_perception.core.scheduler import DeadlineScheduler
+
+from .fake_clock import FakeClock
+
+MS = 1_000_000
+
+
+Setup = tuple[DeadlineScheduler, FakeClock, list[JobOutcome]]
+
+
+@pytest.fixture
+def scheduler(repo_root: Path) -> Setup:
+    clock, outcomes = FakeClock(), []
+    config = load_config(repo_root / 'config' / 'f1tenth.yaml')
+    return (DeadlineScheduler(config, clock=clock, devices={'cpu': 'cpu', 'gpu': 'cpu'},
+                              on_outcome=outcomes.append), clock, outcomes)
+
+
+def test_priorities_are_deadline_monotonic(scheduler: Setup) -> None:
+    sched, _, _ = scheduler
+    assert sched.priorities == {'traffic_light': 0, 'traffic_sign': 1}
+
+
+def test_frames_inside_the_current_period_are_skipped(scheduler: Setup) -> None:
+    sched, clock, _ = scheduler
+    released = []
+    for _ in range(9):  # a 30 Hz camera into a 100 ms task: every third frame
+        released.append(sched.release('traffic_light', clock.work([1])) is not None)
+        clock.advance_ms(33.4)
+    assert released == [True, False, False, True, False, False, True, False, False]
+    assert sched.stats['traffic_light'].skipped == 6
+    assert sched.stats['traffic_light'].released == 3
+
+
+def test_outcomes_feed_statistics_and_analysis(scheduler: Setup) -> None:
+    sched, clock, outcomes = scheduler
+    lane = sched.lanes['gpu']
+    for _ in range(5):
+        sched.release('traffic_light', clock.work([20, 10]))
+        while lane.run_next():
+            pass
+        clock.advance_ms(80)
+    stats = sched.stats['traffic_light']
+    assert stats.completed == 5
+    assert stats.misses == 0
+    assert stats.typical_exec_ns() == 30 * MS
+    assert stats.response_times().p99_ms == pytest.approx(30)
+    assert sched.timing('traffic_light').stage_wcets == (20 * MS, 10 * MS)
+    bound = sched.analysis()['traffic_light']
+    assert bound.response_ns == 30 * MS
+    assert bound.schedulable
+    assert sched.timing('traffic_sign') is None  # never ran: not in the analysis
+    assert len(outcomes) == 5
+    assert sched.take_windows()['traffic_light'] == (5, 0)
+    assert sched.take_windows()['traffic_light'] == (0, 0)
+
+
+def test_misses_and_drops_are_counted(scheduler: Setup) -> None:
+    sched, clock, _ = scheduler
+    sched.release('traffic_sign', clock.work([250]))  # deadline 200 ms: late
+    sched.lanes['cpu'].run_next()
+    stats = sched.stats['traffic_sign']
+    assert (stats.completed, stats.late, stats.misses, stats.miss_ratio) == (1, 1, 1, 1.0)
+    assert sched.take_windows()['traffic_sign'] == (1, 1)
+
+
+def test_lane_report_shows_fallback_and_utilisation(scheduler: Setup) -> None:
+    sched, clock, _ = scheduler
+    sched.lane_report()
+    sched.release('traffic_light', clock.work([25]))
+    sched.lanes['gpu'].run_next()
+    clock.advance_ms(75)
+    reports = {r.name: r for r in sched.lane_report()}
+    assert reports['gpu'].fallback
+    assert reports['gpu'].device == 'cpu'
+    assert reports['gpu'].utilisation == pytest.approx(0.25)
+    assert not reports['cpu'].fallback
+    assert reports['cpu'].utilisation == 0.0
