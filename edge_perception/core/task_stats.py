@@ -12,6 +12,8 @@ from edge_perception.core.statistics import ResponseTimes
 
 # Recent outcomes kept for percentiles and execution-time estimates.
 HISTORY = 500
+# Jobs behind the recent miss ratio that diagnostics levels are judged by.
+RECENT = 50
 
 
 @dataclass
@@ -29,12 +31,14 @@ class TaskStats:
     overruns: int = 0
     window_jobs: int = 0
     window_misses: int = 0
+    _recent_missed: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
     _response_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _exec_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _stage_ns: deque[tuple[int, ...]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
     def record(self, outcome: JobOutcome, *, budget_ns: int | None) -> None:
         self.window_jobs += 1
+        self._recent_missed.append(outcome.missed)
         if outcome.missed:
             self.window_misses += 1
         if outcome.dropped is not None:
@@ -59,6 +63,13 @@ class TaskStats:
     def miss_ratio(self) -> float:
         finished = self.completed + sum(self.drops.values())
         return self.misses / finished if finished else 0.0
+
+    @property
+    def recent_miss_ratio(self) -> float:
+        """Miss ratio over the last RECENT jobs (what a live monitor should show)."""
+        if not self._recent_missed:
+            return 0.0
+        return sum(self._recent_missed) / len(self._recent_missed)
 
     def response_times(self) -> ResponseTimes:
         return ResponseTimes.of(list(self._response_ns))

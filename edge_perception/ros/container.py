@@ -1,61 +1,215 @@
-"""The perception container: every task node of a config in one process, sharing the models.
+"""The perception container: every task node of a config in one process, one executor.
 
 One :class:`~edge_perception.runtime.tvm_engine.ModelStore` holds the compiled TVM modules of
-all tasks, so a model used by two tasks (the shared detector) is compiled and loaded once.
+all tasks (the shared detector is compiled and loaded once). The
+:class:`~edge_perception.ros.deadline_executor.DeadlineExecutor` runs the tasks on their
+lanes in deadline-monotonic order. At start-up every variant of every task is profiled and
+the most accurate combination the response-time analysis accepts is chosen (RT-mDL); at run
+time, variants follow the miss ratio. The container publishes /diagnostics at 1 Hz and one
+message per deadline miss on /edge_perception/deadline_misses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import time
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
 
+from edge_perception.core.adaptation import (
+    TaskVariants,
+    VariantAdapter,
+    VariantOption,
+    choose_variants,
+)
 from edge_perception.core.config import PerceptionConfig, default_config_path, load_config
+from edge_perception.core.deadline_miss import DeadlineMissEvent
+from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.launch_plan import CONTAINER_NAME
-from edge_perception.ros.message_adapter import message_adapter
+from edge_perception.core.scheduler import DeadlineScheduler
+from edge_perception.models.synthetic import generate_frame
+from edge_perception.ros.deadline_executor import DeadlineExecutor
+from edge_perception.ros.diagnostics import diagnostics_message
+from edge_perception.ros.message_adapter import message_adapter, time_from_ns
 from edge_perception.ros.task_node import PerceptionTaskNode
 from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available, default_cache_dir
+from edge_perception.tasks.pipelines import BgrImage, Infer, TaskPipeline
+
+DEADLINE_MISS_TOPIC = '/edge_perception/deadline_misses'
+PROFILE_RUNS = 3
+
+
+def busy_frame() -> BgrImage:
+    """A synthetic frame with many objects: the worst case of the post-processing stages."""
+    return max((generate_frame('demo', i) for i in range(20)), key=lambda f: len(f.objects)).image
 
 
 class PerceptionContainer:
-    """Creates one :class:`PerceptionTaskNode` per configured task (or only ``only_task``)."""
+    """Creates one :class:`PerceptionTaskNode` per configured task (or only ``only_task``)
+    and the executor that spins them all.
+
+    :param node: the container's own node (parameters, diagnostics); created when None.
+    :param select_variants: profile variants at start-up and pick them by analysis.
+    """
 
     def __init__(self, config: PerceptionConfig, *, context: Context | None = None,
-                 only_task: str | None = None, log: Node | None = None) -> None:
+                 only_task: str | None = None, node: Node | None = None,
+                 select_variants: bool = True, adapt_variants: bool = True) -> None:
+        if only_task is not None:
+            config = dataclasses.replace(config, tasks=(config.task(only_task),))
         self.config = config
+        self.node = node or Node(CONTAINER_NAME, context=context)
+        self.log = self.node.get_logger()
         self.store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
-        adapter = message_adapter()
+        self.adapter = message_adapter()
+        self.lane_devices = {lane.name: self._device(lane.name, lane.device)
+                             for lane in config.lanes}
         lanes = {lane.name: lane for lane in config.lanes}
-        tasks = [config.task(only_task)] if only_task else list(config.tasks)
-        self.lane_devices: dict[str, str] = {}
-        for lane in config.lanes:
-            device = lane.device
-            if device == 'cuda' and not cuda_available():
-                device = 'cpu'
-                if log is not None:
-                    log.get_logger().warning(
-                        f'lane {lane.name}: no CUDA device, falling back to the CPU')
-            self.lane_devices[lane.name] = device
         self.nodes = [
             PerceptionTaskNode(
                 task=task,
                 models=TaskModels(task, self.store, device=self.lane_devices[task.lane],
                                   threads=lanes[task.lane].threads),
-                adapter=adapter,
-                context=context,
-            )
-            for task in tasks
+                adapter=self.adapter, context=context)
+            for task in config.tasks
         ]
+        self._by_task = {node.task.name: node for node in self.nodes}
+        self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
+                                           on_outcome=self._on_outcome)
+        self.executor = DeadlineExecutor(self.scheduler, context=context)
+        self.executor.add_node(self.node)
+        for task_node in self.nodes:
+            self.executor.assign(task_node.callback_group, task=task_node.task.name,
+                                 stages_for=task_node.job_stages)
+            self.executor.add_node(task_node)
+        self.adapter_policy: VariantAdapter | None = None
+        if select_variants or adapt_variants:
+            self.variant_table = self._profile_variants()
+            if select_variants:
+                self._select_variants()
+            self.adapter_policy = VariantAdapter(tasks=self.variant_table,
+                                                 current=self.variants())
+        if adapt_variants:
+            self.node.create_timer(1.0, self.adapt)
+        self.diagnostics = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.misses = self.node.create_publisher(self.adapter.deadline_miss_type(),
+                                                 DEADLINE_MISS_TOPIC, 50)
+        self.node.create_timer(1.0, self.publish_diagnostics)
+        for line in self.scheduler.setup_log:
+            self.log.info(line)
+
+    def _device(self, lane: str, device: str) -> str:
+        if device == 'cuda' and not cuda_available():
+            self.log.warning(f'lane {lane}: no CUDA device, falling back to the CPU')
+            return 'cpu'
+        return device
+
+    def variants(self) -> dict[str, str]:
+        return {name: node.models.variant for name, node in self._by_task.items()}
+
+    def _profile_variants(self) -> dict[str, TaskVariants]:
+        """Stage times of every variant on a busy synthetic frame, and their accuracy."""
+        frame = busy_frame()
+        table = {}
+        for name, task_node in self._by_task.items():
+            task, models = task_node.task, task_node.models
+            start_variant = models.variant
+            options = []
+            for variant in task.variants:
+                models.variant = variant
+                stage_ns = profile_stages(task_node.pipeline, models, frame)
+                metrics = {model: self.store.manifest.variant(model, variant).metrics
+                           for model in task.models}
+                options.append(VariantOption(variant, task_node.pipeline.accuracy(metrics),
+                                             stage_ns))
+            models.variant = start_variant
+            table[name] = TaskVariants(name, task.lane, task.period_ns, task.deadline_ns,
+                                       tuple(options))
+        return table
+
+    def _select_variants(self) -> None:
+        selection = choose_variants(list(self.variant_table.values()))
+        for task, variant in selection.variants.items():
+            self._switch(task, variant, 'start-up selection by response-time analysis')
+        verdict = 'schedulable' if selection.schedulable else 'NOT schedulable even so'
+        self.log.info(f'variants {selection.variants}: {verdict} (profiled on this machine)')
+
+    def _switch(self, task: str, variant: str, reason: str) -> None:
+        node = self._by_task[task]
+        if node.models.variant == variant:
+            return
+        self.log.info(f'task {task}: variant {node.models.variant} -> {variant} ({reason})')
+        node.set_parameters([Parameter('variant', value=variant)])
+        self.scheduler.forget_timing(task)
+
+    def adapt(self) -> None:
+        """One adaptation window: switch variants on the miss ratios since the last call."""
+        if self.adapter_policy is None:
+            raise RuntimeError('adapt() needs a container made with adapt_variants=True')
+        self.adapter_policy.current.update(self.variants())  # follow manual changes too
+        for switch in self.adapter_policy.decide(self.scheduler.take_windows()):
+            self._switch(switch.task, switch.new, switch.reason)
+
+    def _on_outcome(self, outcome: JobOutcome) -> None:
+        """Runs on lane threads: publish each miss as an event (publishing is thread-safe)."""
+        if not outcome.missed:
+            return
+        task = self.scheduler.tasks[outcome.task]
+        # Release times are monotonic; the event carries wall-clock time for tools.
+        wall_release = time.time_ns() - (self.scheduler.clock.now_ns() - outcome.release_ns)
+        self.misses.publish(self.adapter.deadline_miss(DeadlineMissEvent(
+            task=outcome.task, lane=task.lane, variant=self._by_task[outcome.task].models.variant,
+            job_id=outcome.job_id, release_ns=wall_release, deadline_ns=task.deadline_ns,
+            response_time_ns=outcome.response_ns, dropped=outcome.dropped is not None)))
+
+    def publish_diagnostics(self) -> None:
+        header = Header(stamp=time_from_ns(time.time_ns()))
+        self.diagnostics.publish(diagnostics_message(
+            self.scheduler, header=header, variants=self.variants(),
+            task_extras=self._task_extras))
+
+    def _task_extras(self, task: str) -> dict[str, str]:
+        node = self._by_task[task]
+        return {'frames_received': str(node.frames_received),
+                'frames_published': str(node.frames_published),
+                'bad_frames': str(sum(node.bad_frames.values())),
+                **{f'bad_frames_{reason}': str(count)
+                   for reason, count in sorted(node.bad_frames.items())}}
 
     def destroy(self) -> None:
+        self.executor.shutdown()
         for node in self.nodes:
             node.destroy_node()
+        self.node.destroy_node()
+
+
+def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
+                   runs: int = PROFILE_RUNS) -> tuple[int, ...]:
+    """Per-stage maxima (ns) of ``runs`` runs of ``pipeline`` on ``frame``."""
+    worst: list[int] = []
+    for _ in range(runs):
+        stages, times = pipeline.stages(frame, infer), []
+        done = False
+        while not done:
+            start = time.perf_counter_ns()
+            try:
+                next(stages)
+            except StopIteration:
+                done = True
+            times.append(time.perf_counter_ns() - start)
+        worst = times if len(worst) != len(times) else [max(a, b) for a, b in
+                                                          zip(worst, times, strict=True)]
+    return tuple(worst)
 
 
 def run_container(args: list[str] | None = None, *, only_task: str | None = None) -> None:
@@ -69,19 +223,18 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
             ParameterDescriptor(description='Bring-up YAML (tasks, lanes, models)',
                                 read_only=True),
         ).value
-        container = PerceptionContainer(load_config(config_file), only_task=only_task, log=owner)
-        executor = SingleThreadedExecutor()
-        for node in (owner, *container.nodes):
-            executor.add_node(node)
+        container = PerceptionContainer(load_config(config_file), only_task=only_task,
+                                        node=owner)
         owner.get_logger().info(
             f'hosting {", ".join(n.get_name() for n in container.nodes)} from {config_file}')
-        executor.spin()
+        container.executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if container is not None:
             container.destroy()
-        owner.destroy_node()
+        else:
+            owner.destroy_node()
         rclpy.try_shutdown()
 
 

@@ -131,9 +131,7 @@ def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: Text
         side.add_node(collector)
         side_thread = threading.Thread(target=side.spin, daemon=True)
         side_thread.start()
-        main = SingleThreadedExecutor(context=context)
-        for node in container.nodes:
-            main.add_node(node)
+        main = container.executor
         while not camera.done.is_set():
             main.spin_once(timeout_sec=0.05)
         drain_until = time.monotonic() + DRAIN_S
@@ -141,6 +139,7 @@ def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: Text
             main.spin_once(timeout_sec=0.05)
         side.shutdown()
         _print_report(collector, camera.frames, rate_hz, out)
+        _print_scheduler(container, out)
     finally:
         for side_node in (camera, collector):
             if side_node is not None:
@@ -148,6 +147,18 @@ def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: Text
         if container is not None:
             container.destroy()
         rclpy.try_shutdown(context=context)
+
+
+def _print_scheduler(container: PerceptionContainer, out: TextIO) -> None:
+    print('\n== deadline executor (release = frame taken from DDS)', file=out)
+    print(f'{"task":<14} {"variant":<8} {"released":>8} {"skipped":>8} {"completed":>9} '
+          f'{"misses":>7} {"drops":>6} {"p50 ms":>8} {"p99 ms":>8}', file=out)
+    variants = container.variants()
+    for name, stats in container.scheduler.stats.items():
+        times = stats.response_times()
+        print(f'{name:<14} {variants[name]:<8} {stats.released:>8} {stats.skipped:>8} '
+              f'{stats.completed:>9} {stats.misses:>7} {sum(stats.drops.values()):>6} '
+              f'{times.p50_ms:>8.1f} {times.p99_ms:>8.1f}', file=out)
 
 
 def _print_report(collector: DetectionCollector, sent: int, rate_hz: float, out: TextIO) -> None:

@@ -3,26 +3,28 @@
 The node owns no model. It decodes the image, runs its task pipeline with the ``infer``
 callable it was given (the container routes it to the TVM module of the task's current
 variant) and publishes the detections through the message adapter with the input header.
+Under the DeadlineExecutor the pipeline runs stage by stage on the task's lane.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import CallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from edge_perception.core.config import TaskConfig
-from edge_perception.ros.image_conversion import ImageDecodeError, decode_image
+from edge_perception.ros.image_conversion import BgrImage, ImageDecodeError, decode_image
 from edge_perception.ros.message_adapter import MessageAdapter
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
@@ -37,7 +39,6 @@ class PerceptionTaskNode(Node):
     """
 
     def __init__(self, *, task: TaskConfig, models: TaskModels, adapter: MessageAdapter,
-                 callback_group: CallbackGroup | None = None,
                  context: Context | None = None) -> None:
         super().__init__(task.node, context=context)
         self.task = task
@@ -59,9 +60,11 @@ class PerceptionTaskNode(Node):
         self.add_on_set_parameters_callback(self._on_parameters)
         self.publisher: Publisher[Any] = self.create_publisher(
             adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
+        # One group per task: the DeadlineExecutor maps it to the task's lane.
+        self.callback_group = MutuallyExclusiveCallbackGroup()
         self.subscription = self.create_subscription(
             Image, task.input_topic, self.on_image, qos_profile_sensor_data,
-            callback_group=callback_group)
+            callback_group=self.callback_group)
 
     def _on_parameters(self, parameters: Sequence[Parameter[Any]]) -> SetParametersResult:
         for parameter in parameters:
@@ -78,18 +81,34 @@ class PerceptionTaskNode(Node):
                 self.pipeline.threshold = float(parameter.value)
         return SetParametersResult(successful=True)
 
-    def on_image(self, msg: Image) -> None:
+    def job_stages(self, msg: Image) -> Iterator[None] | None:
+        """Decode ``msg`` now; return the staged work (inference, then publishing), or None
+        for a bad frame, which is counted per reason and costs no job."""
         self.frames_received += 1
         try:
             image = decode_image(msg)
         except ImageDecodeError as err:
             self.bad_frames[err.reason] += 1
             self.get_logger().warning(f'dropped frame: {err}', throttle_duration_sec=5.0)
-            return
-        detections = self.pipeline.process(image, self.models)
+            return None
+        return self._work(image, msg.header)
+
+    def _work(self, image: BgrImage, header: Header) -> Iterator[None]:
+        variant = self.models.variant
+        detections = yield from self.pipeline.stages(image, self.models)
         self.publisher.publish(self.adapter.detections(
-            self.pipeline.output_kind, msg.header, self.models.variant, detections))
+            self.pipeline.output_kind, header, variant, detections))
         self.frames_published += 1
+
+    def on_image(self, msg: Image) -> None:
+        """Subscription callback for stock executors: all stages at once, in this thread.
+
+        The DeadlineExecutor does not call it: it releases :meth:`job_stages` to the lane.
+        """
+        stages = self.job_stages(msg)
+        if stages is not None:
+            for _ in stages:
+                pass
 
 
 def main(args: list[str] | None = None, *, task_name: str | None = None) -> None:

@@ -16,7 +16,7 @@ class EngineSource(Protocol):
     """What :class:`TaskModels` needs from a model store (tvm_engine.ModelStore has it)."""
 
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
-               threads: int = 1) -> InferenceEngine: ...
+               threads: int = 1, lane: str = 'main') -> InferenceEngine: ...
 
 
 class TaskModels:
@@ -35,7 +35,7 @@ class TaskModels:
         self._variant = task.variant
         for variant in task.variants:  # load every variant up front: switches stay hot
             for model in task.models:
-                store.engine(model, variant, device=device, threads=threads)
+                store.engine(model, variant, device=device, threads=threads, lane=task.lane)
 
     @property
     def variant(self) -> str:
@@ -53,5 +53,5 @@ class TaskModels:
     def __call__(self, model: str, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         batch = inputs.shape[0]
         engine = self._store.engine(model, self._variant, batch=batch, device=self._device,
-                                    threads=self._threads)
+                                    threads=self._threads, lane=self.task.lane)
         return engine.run(inputs)

@@ -96,6 +96,7 @@ class TvmEngine:
         self._main = self._vm['main']
         self._threads = threads
         self._configured = threading.local()
+        self._lock = threading.Lock()  # a Relax VM is not thread-safe
         self.device = device
         self.input_shape = input_shape
         self.library = library
@@ -108,8 +109,9 @@ class TvmEngine:
             # TVM's CPU thread pool is per calling thread: size it once per lane thread.
             tvm.get_global_func('runtime.config_threadpool')(0, self._threads)
             self._configured.done = True
-        result = self._main(tvm.runtime.tensor(np.ascontiguousarray(inputs), self._device))
-        return np.asarray(result.numpy(), dtype=np.float32)
+        with self._lock:
+            result = self._main(tvm.runtime.tensor(np.ascontiguousarray(inputs), self._device))
+            return np.asarray(result.numpy(), dtype=np.float32)
 
 
 def _sidecar(library: Path) -> Path:
@@ -224,7 +226,7 @@ class ModelStore:
     def __init__(self, manifest: Manifest, *, cache_dir: Path) -> None:
         self.manifest = manifest
         self.cache_dir = cache_dir
-        self._engines: dict[tuple[str, str, int, str, int], TvmEngine] = {}
+        self._engines: dict[tuple[str, str, int, str, int, str], TvmEngine] = {}
         self._lock = threading.Lock()
 
     def tuning_database(self, model: str, variant: str, *, batch: int,
@@ -280,8 +282,10 @@ class ModelStore:
         return (batch, *shape[1:])
 
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
-               threads: int = 1) -> TvmEngine:
-        key = (model, variant, batch, device, threads)
+               threads: int = 1, lane: str = 'main') -> TvmEngine:
+        """The loaded module for ``lane``: a Relax VM is not thread-safe, so each lane (one
+        thread each) gets its own VM, while the compiled library is shared."""
+        key = (model, variant, batch, device, threads, lane)
         with self._lock:
             if key not in self._engines:
                 target = CompileTarget(device=device, num_cores=threads)

@@ -1,13 +1,15 @@
 """Task pipelines: frame in, detections out, with inference delegated to the caller.
 
 A pipeline never holds a model: it calls ``infer(model_name, inputs)``, which the executor
-routes to the TVM module of the task's current variant on the task's lane. New task
+routes to the TVM module of the task's current variant on the task's lane. ``stages`` is a
+generator that yields between non-preemptive stages (after each inference), so a lane can
+run a more urgent job in between; :func:`run_stages` runs one to completion. New task
 instances need only config; a new kind of task adds a pipeline class here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Mapping
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -20,6 +22,16 @@ from edge_perception.tasks.sign_crops import sign_crop
 
 Infer = Callable[[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 BgrImage = npt.NDArray[np.uint8]
+DetectionStages = Generator[None, None, list[Detection]]
+
+
+def run_stages(stages: DetectionStages) -> list[Detection]:
+    """Run every stage of a pipeline at once (stock executors, evaluation)."""
+    while True:
+        try:
+            next(stages)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 class TaskPipeline(Protocol):
@@ -29,7 +41,12 @@ class TaskPipeline(Protocol):
     models: ClassVar[tuple[str, ...]]
     threshold: float
 
-    def process(self, image: BgrImage, infer: Infer) -> list[Detection]: ...
+    def stages(self, image: BgrImage, infer: Infer) -> DetectionStages: ...
+
+    @staticmethod
+    def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
+        """Task accuracy of a variant from its models' manifest metrics (model -> metrics)."""
+        ...
 
 
 class TrafficLightPipeline:
@@ -41,8 +58,13 @@ class TrafficLightPipeline:
     def __init__(self, *, threshold: float = 0.3) -> None:
         self.threshold = threshold
 
-    def process(self, image: BgrImage, infer: Infer) -> list[Detection]:
+    @staticmethod
+    def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
+        return metrics['detector']['light_map50']
+
+    def stages(self, image: BgrImage, infer: Infer) -> DetectionStages:
         output = infer('detector', detector_input(image))[0]
+        yield
         peaks = decode_peaks(output, channels=tuple(range(len(LIGHT_STATES))),
                              image_width=image.shape[1], image_height=image.shape[0],
                              threshold=self.threshold)
@@ -63,8 +85,14 @@ class SignPipeline:
         self.threshold = threshold
         self.max_signs = max_signs
 
-    def process(self, image: BgrImage, infer: Infer) -> list[Detection]:
+    @staticmethod
+    def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
+        """A sign counts when it is both found and named correctly."""
+        return metrics['detector']['sign_ap50'] * metrics['sign_classifier']['top1']
+
+    def stages(self, image: BgrImage, infer: Infer) -> DetectionStages:
         output = infer('detector', detector_input(image))[0]
+        yield
         peaks = decode_peaks(output, channels=(SIGN_CHANNEL,), image_width=image.shape[1],
                              image_height=image.shape[0], threshold=self.threshold,
                              max_peaks=self.max_signs)

@@ -14,7 +14,7 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import Executor, SingleThreadedExecutor
 
 
 @pytest.fixture
@@ -36,18 +36,12 @@ def executor(ros_context: Context) -> Iterator[SingleThreadedExecutor]:
         executor.shutdown()
 
 
-SpinUntil = Callable[[Callable[[], bool]], None]
-
-
-@pytest.fixture
-def spin_until(executor: SingleThreadedExecutor) -> SpinUntil:
-    """Spin until ``condition()`` holds; fail after 60 s of wall time (never a fixed sleep)."""
-
-    def spin(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-        give_up = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > give_up:
-                pytest.fail(f'condition not met within {timeout_s} s')
-            executor.spin_once(timeout_sec=0.05)
-
-    return spin
+def spin_until(executor: Executor, condition: Callable[[], bool],
+               timeout_s: float = 60.0) -> None:
+    """Spin until ``condition()`` holds; fail after ``timeout_s`` of wall time (never a
+    fixed sleep)."""
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > give_up:
+            pytest.fail(f'condition not met within {timeout_s} s')
+        executor.spin_once(timeout_sec=0.05)

@@ -15,7 +15,7 @@ from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.ros.message_adapter import StandardAdapter, message_adapter
 from edge_perception.tasks.detections import Detection
 
-from .conftest import SpinUntil
+from .conftest import spin_until
 
 DETECTIONS = [
     Detection(label='red', class_id=1, score=0.75, x=10.0, y=20.0, width=8.0, height=24.0),
@@ -76,8 +76,7 @@ def test_deadline_miss_follows_diagnostic_conventions() -> None:
 
 
 def test_detections_survive_a_trip_through_dds(ros_context: Context,
-                                               executor: SingleThreadedExecutor,
-                                               spin_until: SpinUntil) -> None:
+                                               executor: SingleThreadedExecutor) -> None:
     adapter = StandardAdapter()
     node = Node('adapter_test', context=ros_context)
     executor.add_node(node)
@@ -85,8 +84,8 @@ def test_detections_survive_a_trip_through_dds(ros_context: Context,
     msg_type = adapter.detections_type('traffic_sign')
     publisher = node.create_publisher(msg_type, '/test/signs', 10)
     node.create_subscription(msg_type, '/test/signs', received.append, 10)
-    spin_until(lambda: publisher.get_subscription_count() > 0)
+    spin_until(executor, lambda: publisher.get_subscription_count() > 0)
     publisher.publish(adapter.detections('traffic_sign', header(), 'full', DETECTIONS))
-    spin_until(lambda: bool(received))
+    spin_until(executor, lambda: bool(received))
     assert adapter.read_detections('traffic_sign', received[0]) == (header(), 'full', DETECTIONS)
     node.destroy_node()

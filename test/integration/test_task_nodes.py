@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from builtin_interfaces.msg import Time
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -22,16 +22,14 @@ from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.ros.message_adapter import StandardAdapter
 from edge_perception.tasks.detector_decoding import box_iou
 
-from .conftest import SpinUntil
+from .conftest import spin_until
 
 
 @pytest.fixture
-def container(repo_root: Path, ros_context: Context,
-              executor: SingleThreadedExecutor) -> Iterator[PerceptionContainer]:
+def container(repo_root: Path, ros_context: Context) -> Iterator[PerceptionContainer]:
     container = PerceptionContainer(load_config(repo_root / 'config' / 'f1tenth.yaml'),
-                                    context=ros_context)
-    for node in container.nodes:
-        executor.add_node(node)
+                                    context=ros_context, select_variants=False,
+                                    adapt_variants=False)
     yield container
     container.destroy()
 
@@ -39,8 +37,8 @@ def container(repo_root: Path, ros_context: Context,
 class Camera:
     """A test node that publishes frames and collects both output topics."""
 
-    def __init__(self, context: Context, executor: SingleThreadedExecutor,
-                 spin_until: SpinUntil) -> None:
+    def __init__(self, context: Context, executor: Executor) -> None:
+        self.executor = executor
         self.node = Node('test_camera', context=context)
         executor.add_node(self.node)
         self.publisher = self.node.create_publisher(Image, '/camera/image_raw', 10)
@@ -50,14 +48,14 @@ class Camera:
                             ('traffic_sign', '/perception/traffic_signs')):
             self.node.create_subscription(adapter.detections_type(kind), topic,
                                           self.outputs[kind].append, 10)
-        self.spin_until = spin_until
-        spin_until(lambda: self.publisher.get_subscription_count() >= 2)
+        spin_until(executor, lambda: self.publisher.get_subscription_count() >= 2)
 
     def publish(self, image: Image) -> None:
         self.publisher.publish(image)
 
     def wait_for(self, count: int) -> None:
-        self.spin_until(lambda: all(len(v) >= count for v in self.outputs.values()))
+        spin_until(self.executor,
+                   lambda: all(len(v) >= count for v in self.outputs.values()))
 
 
 def frame_with(label: str) -> Frame:
@@ -88,9 +86,9 @@ def test_container_hosts_exactly_the_planned_nodes(repo_root: Path,
     assert [n.get_name() for n in container.nodes] == [n.name for n in plan.nodes]
 
 
-def test_image_in_detections_out(ros_context: Context, executor: SingleThreadedExecutor,
-                                 spin_until: SpinUntil, container: PerceptionContainer) -> None:
-    camera = Camera(ros_context, executor, spin_until)
+def test_image_in_detections_out(ros_context: Context,
+                                 container: PerceptionContainer) -> None:
+    camera = Camera(ros_context, container.executor)
     frame = frame_with('stop')
     camera.publish(image_msg(frame, sec=41))
     camera.wait_for(1)
@@ -105,9 +103,8 @@ def test_image_in_detections_out(ros_context: Context, executor: SingleThreadedE
 
 
 def test_bad_frame_is_counted_and_the_next_good_one_processed(
-        ros_context: Context, executor: SingleThreadedExecutor, spin_until: SpinUntil,
-        container: PerceptionContainer) -> None:
-    camera = Camera(ros_context, executor, spin_until)
+        ros_context: Context, container: PerceptionContainer) -> None:
+    camera = Camera(ros_context, container.executor)
     bad = image_msg(frame_with('red'), sec=1)
     bad.encoding = '32FC1'
     truncated = image_msg(frame_with('red'), sec=2)
@@ -117,7 +114,7 @@ def test_bad_frame_is_counted_and_the_next_good_one_processed(
     camera.publish(image_msg(frame_with('red'), sec=3))
     camera.wait_for(1)
     for node in container.nodes:
-        spin_until(lambda node=node: sum(node.bad_frames.values()) == 2)
+        spin_until(container.executor, lambda node=node: sum(node.bad_frames.values()) == 2)
         assert node.bad_frames == {'unsupported_encoding': 1, 'data_size_mismatch': 1}
         assert node.frames_published >= 1
     header, _, _ = StandardAdapter().read_detections('traffic_light',
@@ -126,8 +123,6 @@ def test_bad_frame_is_counted_and_the_next_good_one_processed(
 
 
 def test_variant_parameter_switches_models_live(ros_context: Context,
-                                                executor: SingleThreadedExecutor,
-                                                spin_until: SpinUntil,
                                                 container: PerceptionContainer) -> None:
     light_node = container.nodes[0]
     result = light_node.set_parameters([Parameter('variant', value='half')])
@@ -135,7 +130,7 @@ def test_variant_parameter_switches_models_live(ros_context: Context,
     refused = light_node.set_parameters([Parameter('variant', value='tiny')])
     assert not refused[0].successful
     assert "'tiny' is not one of" in refused[0].reason
-    camera = Camera(ros_context, executor, spin_until)
+    camera = Camera(ros_context, container.executor)
     camera.publish(image_msg(frame_with('green'), sec=5))
     camera.wait_for(1)
     _, variant, _ = StandardAdapter().read_detections('traffic_light',

@@ -1,0 +1,107 @@
+"""DeadlineExecutor: rclpy waits for messages, our scheduler decides what runs when.
+
+A custom executor must define spin_once. This one waits and takes messages exactly like
+rclpy's SingleThreadedExecutor. Subscriptions whose callback group was mapped to a task with
+:meth:`DeadlineExecutor.assign` do not run their callback here: the executor asks the node
+for the message's staged work and releases it as a job into the
+:class:`~edge_perception.core.scheduler.DeadlineScheduler`, whose lane threads run jobs in
+deadline-monotonic priority order, stage by stage. Every other callback (timers, parameter
+services, diagnostics) runs in the spinning thread as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.callback_groups import CallbackGroup
+from rclpy.context import Context
+from rclpy.exceptions import InvalidHandle
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ExternalShutdownException,
+    ShutdownException,
+    TimeoutException,
+)
+from rclpy.subscription import Subscription
+
+from edge_perception.core.jobs import Stages
+from edge_perception.core.scheduler import DeadlineScheduler
+
+StagesFor = Callable[[Any], Stages | None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    task: str
+    stages_for: StagesFor
+
+
+class DeadlineExecutor(Executor):
+    """Spins nodes; releases the messages of assigned callback groups as prioritised jobs.
+
+    :param scheduler: owns the lanes; started on the first spin, stopped by :meth:`shutdown`.
+    """
+
+    def __init__(self, scheduler: DeadlineScheduler, *, context: Context | None = None) -> None:
+        super().__init__(context=context)
+        self.scheduler = scheduler
+        self._routes: dict[CallbackGroup, _Route] = {}
+        self._started = False
+
+    def assign(self, group: CallbackGroup, *, task: str, stages_for: StagesFor) -> None:
+        """Route messages of subscriptions in ``group`` to ``task``'s lane.
+
+        ``stages_for(msg)`` runs in the spinning thread right after the message is taken (keep
+        it cheap: decode and validate); it returns the job's stages, or None to skip the
+        message.
+        """
+        if task not in self.scheduler.tasks:
+            raise ValueError(f'unknown task {task!r} (known: {sorted(self.scheduler.tasks)})')
+        self._routes[group] = _Route(task, stages_for)
+
+    # rclpy's hook that turns a ready subscription into the coroutine that handles its
+    # message; overriding it keeps waiting, taking and callback-group bookkeeping in rclpy.
+    def _take_subscription(
+        self, sub: Subscription[Any]
+    ) -> Callable[[], Coroutine[None, None, None]] | None:
+        route = self._routes.get(sub.callback_group)
+        if route is None:
+            return super()._take_subscription(sub)
+        try:
+            with sub.handle:
+                taken = sub.handle.take_message(sub.msg_type, sub.raw)
+        except InvalidHandle:
+            return None
+        if taken is None:
+            return None
+        msg = taken[0]
+
+        async def release() -> None:
+            stages = route.stages_for(msg)
+            if stages is not None:
+                self.scheduler.release(route.task, stages)
+
+        return release
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        if not self._started:
+            self.scheduler.start()
+            self._started = True
+        try:
+            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec)
+        except (ShutdownException, ExternalShutdownException, TimeoutException,
+                ConditionReachedException):
+            return
+        handler()
+        exception = handler.exception()
+        if exception is not None:
+            raise exception
+
+    def shutdown(self, timeout_sec: float | None = None) -> bool:
+        """Stop the lanes (after their current stage), then rclpy's own shutdown."""
+        lanes_stopped = self.scheduler.stop(timeout_sec if timeout_sec is not None else 5.0)
+        self._started = False
+        return super().shutdown(timeout_sec) and lanes_stopped

@@ -1,0 +1,192 @@
+"""The DeadlineExecutor over real rclpy, real TVM models: priorities hold under overload,
+stale jobs are dropped, variants adapt, /diagnostics and miss events reach subscribers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from edge_perception.core.config import load_config
+from edge_perception.models.synthetic import generate_frame
+from edge_perception.ros.container import (
+    DEADLINE_MISS_TOPIC,
+    PerceptionContainer,
+    busy_frame,
+    profile_stages,
+)
+from edge_perception.ros.image_conversion import encode_bgr8
+from edge_perception.runtime.manifest import Manifest
+from edge_perception.runtime.task_models import TaskModels
+from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+from edge_perception.tasks.pipelines import PIPELINES
+
+from .conftest import spin_until
+
+LOW_TASKS = 4
+
+
+@dataclass(frozen=True)
+class Overload:
+    """A one-lane task set derived from this machine's measured stage times.
+
+    lights (quarter) and LOW_TASKS sign tasks (full, added by config alone) share one
+    deadline D = period, so the tie-break by name makes lights the highest priority. D is twice
+    lights' worst response (its own time plus one blocking sign stage), while the five tasks
+    together need more than D per period: the lane is overloaded, lights is not.
+    """
+
+    config: Path
+    deadline_ms: float
+
+
+def overload_config(repo_root: Path, tmp_path: Path) -> Overload:
+    config = load_config(repo_root / 'config' / 'f1tenth.yaml')
+    store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
+    frame = busy_frame()
+
+    def stages_ms(task: str, variant: str) -> tuple[float, ...]:
+        models = TaskModels(config.task(task), store, device='cpu', threads=1)
+        models.variant = variant
+        pipeline = PIPELINES[config.task(task).pipeline]()
+        return tuple(ns / 1e6 for ns in profile_stages(pipeline, models, frame))
+
+    light, sign = stages_ms('traffic_light', 'quarter'), stages_ms('traffic_sign', 'full')
+    deadline = round(2 * (sum(light) + max(sign)), 1)
+    assert sum(light) + LOW_TASKS * sum(sign) > deadline  # the lane really is overloaded
+    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
+    raw['model_dir'] = str(repo_root / 'model_zoo')
+    lights, signs = raw['tasks']
+    lights.update(lane='cpu', period_ms=deadline, deadline_ms=deadline, variant='quarter')
+    raw['tasks'] = [lights] + [
+        {**signs, 'name': f'traffic_sign_{i}', 'node': f'sign_recognizer_{i}', 'lane': 'cpu',
+         'period_ms': deadline, 'deadline_ms': deadline, 'variant': 'full',
+         'output_topic': f'/perception/traffic_signs_{i}'}
+        for i in range(LOW_TASKS)]
+    path = tmp_path / 'overload.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return Overload(path, deadline)
+
+
+@pytest.fixture
+def overload(repo_root: Path, tmp_path: Path) -> Overload:
+    return overload_config(repo_root, tmp_path)
+
+
+@pytest.fixture
+def overloaded(overload: Overload, ros_context: Context) -> Iterator[PerceptionContainer]:
+    container = PerceptionContainer(load_config(overload.config), context=ros_context,
+                                    select_variants=False, adapt_variants=False)
+    yield container
+    container.destroy()
+
+
+class Camera:
+    """Publishes one synthetic frame every ``period_s`` from a timer on the same executor."""
+
+    def __init__(self, context: Context, container: PerceptionContainer,
+                 period_s: float) -> None:
+        self.node = Node('test_camera', context=context)
+        self.publisher = self.node.create_publisher(Image, '/camera/image_raw', 10)
+        self.msg = Image()
+        encode_bgr8(generate_frame('demo', 3).image, self.msg)
+        self.running = True
+        container.executor.add_node(self.node)
+        spin_until(container.executor,
+                   lambda: self.publisher.get_subscription_count() >= len(container.nodes))
+        self.node.create_timer(period_s, self._tick)
+
+    def _tick(self) -> None:
+        if self.running:
+            self.msg.header.stamp = self.node.get_clock().now().to_msg()
+            self.publisher.publish(self.msg)
+
+
+def test_high_priority_task_meets_deadlines_while_the_lane_overloads(
+        ros_context: Context, overload: Overload, overloaded: PerceptionContainer) -> None:
+    camera = Camera(ros_context, overloaded, period_s=overload.deadline_ms / 2000)
+    scheduler = overloaded.scheduler
+    lights = scheduler.stats['traffic_light']
+    spin_until(overloaded.executor, lambda: lights.completed >= 15, timeout_s=180)
+    camera.running = False
+    assert scheduler.priorities['traffic_light'] == 0
+    assert lights.misses == 0, lights
+    assert lights.response_times().max_ms <= overload.deadline_ms
+    low = [scheduler.stats[f'traffic_sign_{i}'] for i in range(LOW_TASKS)]
+    assert sum(s.misses for s in low) > 0
+    assert sum(s.drops['stale'] + s.drops['displaced'] for s in low) > 0
+    # Nothing piles up: each task has at most one job waiting.
+    assert all(n <= 1 for n in scheduler.lanes['cpu'].queued().values())
+
+
+def test_variants_downgrade_under_load_and_recover_after(overload: Overload,
+                                                        ros_context: Context) -> None:
+    container = PerceptionContainer(load_config(overload.config), context=ros_context,
+                                    select_variants=False, adapt_variants=True)
+    try:
+        camera = Camera(ros_context, container, period_s=overload.deadline_ms / 2000)
+        lowest = f'traffic_sign_{LOW_TASKS - 1}'
+        stats = container.scheduler.stats[lowest]
+        container.scheduler.take_windows()
+        spin_until(container.executor, lambda: stats.window_misses >= 5, timeout_s=180)
+        container.adapt()
+        assert container.variants()[lowest] == 'half'  # the lowest-priority task gives way
+        assert container.variants()['traffic_light'] == 'quarter'
+        node = next(n for n in container.nodes if n.task.name == lowest)
+        assert node.get_parameter('variant').value == 'half'
+        camera.running = False  # the load step ends: calm windows follow
+        spin_until(container.executor, lambda: not any(
+            container.scheduler.lanes['cpu'].queued().values()))
+        for _ in range(10):
+            container.scheduler.take_windows()  # forget what was still in flight
+            container.adapt()
+        assert container.variants()[lowest] == 'full'
+    finally:
+        container.destroy()
+
+
+def test_diagnostics_and_miss_events_reach_another_node(
+        ros_context: Context, overload: Overload, overloaded: PerceptionContainer) -> None:
+    listener = Node('diagnostics_listener', context=ros_context)
+    overloaded.executor.add_node(listener)
+    arrays: list[DiagnosticArray] = []
+    events: list[Any] = []
+    listener.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    listener.create_subscription(overloaded.adapter.deadline_miss_type(), DEADLINE_MISS_TOPIC,
+                                 events.append, 50)
+    camera = Camera(ros_context, overloaded, period_s=overload.deadline_ms / 2000)
+    lowest = f'traffic_sign_{LOW_TASKS - 1}'
+    signs = overloaded.scheduler.stats[lowest]
+    spin_until(overloaded.executor, lambda: signs.misses >= 3 and len(events) >= 3,
+               timeout_s=180)
+    camera.running = False
+    overloaded.publish_diagnostics()
+    spin_until(overloaded.executor, lambda: bool(arrays))
+    statuses = {s.name: s for s in arrays[-1].status}
+    assert set(statuses) == {
+        'edge_perception: traffic_light', 'edge_perception: lane cpu',
+        'edge_perception: lane gpu', *(f'edge_perception: traffic_sign_{i}'
+                                       for i in range(LOW_TASKS))}
+    sign = statuses[f'edge_perception: {lowest}']
+    values = {kv.key: kv.value for kv in sign.values}
+    assert sign.level == b'\x02'  # ERROR: misses far above 20 %
+    assert sign.hardware_id == 'cpu'
+    for key in ('period_ms', 'deadline_ms', 'lane', 'variant', 'jobs', 'misses', 'drops',
+                'miss_ratio', 'response_p50_ms', 'response_p99_ms', 'response_max_ms',
+                'wcet_estimate_ms', 'schedulable'):
+        assert key in values, key
+    assert int(values['misses']) >= 3
+    assert statuses['edge_perception: traffic_light'].level == b'\x00'
+    lane = {kv.key: kv.value for kv in statuses['edge_perception: lane cpu'].values}
+    assert 0.0 < float(lane['utilisation']) <= 1.0
+    missed = {status.name for event in events for status in event.status}
+    assert f'edge_perception: {lowest}' in missed
+    assert 'edge_perception: traffic_light' not in missed
