@@ -192,6 +192,29 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=_tune)
 
 
+def _bench_executors(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from edge_perception.bench.executor_comparison import compare, format_report
+    from edge_perception.core.config import load_config
+
+    with tempfile.TemporaryDirectory() as scratch:
+        workload, rows = compare(load_config(args.config), Path(scratch), frames=args.frames,
+                                 load=args.load, sign_tasks=args.sign_tasks)
+    print(format_report(workload, rows))
+    return 0
+
+
+def _add_bench_executors(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        'bench-executors', help='deadline misses: DeadlineExecutor vs rclpy executors')
+    parser.add_argument('--config', type=Path, default=default_config_path())
+    parser.add_argument('--frames', type=int, default=150, help='frames per executor')
+    parser.add_argument('--load', type=float, default=1.2, help='lane load factor')
+    parser.add_argument('--sign-tasks', type=int, default=3)
+    parser.set_defaults(run=_bench_executors)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_train,
     _add_eval,
@@ -200,6 +223,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_build_models,
     _add_bench_models,
     _add_tune,
+    _add_bench_executors,
 )
 
 

@@ -6,9 +6,10 @@ higher-priority job waits at most one stage of a lower-priority one. Overload po
 
 * a task keeps at most ``queue_limit`` jobs waiting to start; a newer release displaces the
   oldest waiting one (newest frame wins) instead of letting the queue grow;
-* a job that would start when it can no longer meet its deadline (now + its typical
-  execution time > deadline) is dropped as stale; a started job whose deadline has passed
-  is aborted between stages; both count as deadline misses;
+* a job that would start when it can no longer meet its deadline (now + the task's fastest
+  recent execution > deadline) is dropped as stale; a started job whose deadline has passed
+  is aborted between stages; both count as deadline misses. The fastest time, not a typical
+  one, so that one slow outlier cannot starve a task whose estimate would then never renew;
 * a stage that raises ends its job as 'failed'; the lane carries on.
 
 :meth:`Lane.run_next` does one step synchronously (unit tests drive it with a fake clock);
@@ -32,13 +33,13 @@ class Lane:
     """Ready queue + dispatch rule of one lane (no thread of its own; see LaneWorker)."""
 
     def __init__(self, *, name: str, clock: Clock, on_outcome: OutcomeListener,
-                 typical_exec_ns: Callable[[str], int], queue_limit: int = 1) -> None:
+                 best_exec_ns: Callable[[str], int], queue_limit: int = 1) -> None:
         if queue_limit < 1:
             raise ValueError(f'lane {name}: queue_limit must be >= 1, got {queue_limit}')
         self.name = name
         self._clock = clock
         self._on_outcome = on_outcome
-        self._typical_exec_ns = typical_exec_ns
+        self._best_exec_ns = best_exec_ns
         self._queue_limit = queue_limit
         self._ready: list[tuple[tuple[int, int, int], Job]] = []
         self._waiting: Counter[str] = Counter()  # not-yet-started jobs per task
@@ -81,7 +82,7 @@ class Lane:
             if not job.started:
                 self._waiting[job.task] -= 1
         now = self._clock.now_ns()
-        if not job.started and now + self._typical_exec_ns(job.task) > job.deadline_ns:
+        if not job.started and now + self._best_exec_ns(job.task) > job.deadline_ns:
             self._finish(job, dropped='stale')
             return True
         if job.started and now > job.deadline_ns:

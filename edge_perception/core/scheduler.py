@@ -57,16 +57,16 @@ class DeadlineScheduler:
         self._last_release: dict[str, int] = {}
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
-                            typical_exec_ns=self.typical_exec_ns, queue_limit=queue_limit)
+                            best_exec_ns=self.best_exec_ns, queue_limit=queue_limit)
             for lane in config.lanes
         }
         self._workers: list[LaneWorker] = []
         self._busy_mark = {name: (0, self.clock.now_ns()) for name in self.lanes}
         self.setup_log: list[str] = []
 
-    def typical_exec_ns(self, task: str) -> int:
+    def best_exec_ns(self, task: str) -> int:
         with self._stats_lock:
-            return self.stats[task].typical_exec_ns()
+            return self.stats[task].best_exec_ns()
 
     def release(self, task: str, stages: Stages) -> Job | None:
         """Release a job of ``task`` now; None when it falls inside the current period."""

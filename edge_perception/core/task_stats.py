@@ -47,10 +47,9 @@ class TaskStats:
             self.completed += 1
             self.late += int(outcome.missed)
             self._response_ns.append(outcome.response_ns)
-        if outcome.exec_ns > 0 and outcome.dropped in (None, 'aborted'):
+        if outcome.dropped is None and outcome.exec_ns > 0:  # whole jobs only
             self._exec_ns.append(outcome.exec_ns)
-            if outcome.dropped is None:
-                self._stage_ns.append(outcome.stage_ns)
+            self._stage_ns.append(outcome.stage_ns)
         if budget_ns is not None and outcome.exec_ns > budget_ns:
             self.overruns += 1
 
@@ -77,6 +76,11 @@ class TaskStats:
     def typical_exec_ns(self) -> int:
         """Median execution time of recent jobs (0 before the first one)."""
         return int(np.median(self._exec_ns)) if self._exec_ns else 0
+
+    def best_exec_ns(self) -> int:
+        """Fastest recent execution (0 before the first one): a job that cannot finish in
+        this time before its deadline cannot make it at all."""
+        return min(self._exec_ns, default=0)
 
     def wcet_estimate_ns(self) -> int:
         return max(self._exec_ns, default=0)

@@ -19,7 +19,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
@@ -60,11 +60,14 @@ class PerceptionContainer:
 
     :param node: the container's own node (parameters, diagnostics); created when None.
     :param select_variants: profile variants at start-up and pick them by analysis.
+    :param baseline: spin with this stock rclpy executor instead (benchmarks compare them);
+        every callback then runs whole, in the executor's own order.
     """
 
     def __init__(self, config: PerceptionConfig, *, context: Context | None = None,
                  only_task: str | None = None, node: Node | None = None,
-                 select_variants: bool = True, adapt_variants: bool = True) -> None:
+                 select_variants: bool = True, adapt_variants: bool = True,
+                 baseline: type[Executor] | None = None) -> None:
         if only_task is not None:
             config = dataclasses.replace(config, tasks=(config.task(only_task),))
         self.config = config
@@ -86,12 +89,16 @@ class PerceptionContainer:
         self._by_task = {node.task.name: node for node in self.nodes}
         self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
                                            on_outcome=self._on_outcome)
-        self.executor = DeadlineExecutor(self.scheduler, context=context)
-        self.executor.add_node(self.node)
-        for task_node in self.nodes:
-            self.executor.assign(task_node.callback_group, task=task_node.task.name,
-                                 stages_for=task_node.job_stages)
-            self.executor.add_node(task_node)
+        self.executor: Executor
+        if baseline is None:
+            self.executor = DeadlineExecutor(self.scheduler, context=context)
+            for task_node in self.nodes:
+                self.executor.assign(task_node.callback_group, task=task_node.task.name,
+                                     stages_for=task_node.job_stages)
+        else:
+            self.executor = baseline(context=context)
+        for any_node in (self.node, *self.nodes):
+            self.executor.add_node(any_node)
         self.adapter_policy: VariantAdapter | None = None
         if select_variants or adapt_variants:
             self.variant_table = self._profile_variants()

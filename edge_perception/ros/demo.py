@@ -60,8 +60,12 @@ class SyntheticCamera(Node):
         self.frames = frames
         self.done = threading.Event()
         self._next = 0
-        self._progress = tqdm(total=frames, desc='demo drive (frames sent)')
-        self.timer = self.create_timer(1.0 / rate_hz, self._publish)
+        self._period_s = 1.0 / rate_hz
+        self._progress = tqdm(total=frames, desc='drive (frames sent)')
+
+    def start(self) -> None:
+        """Begin publishing (after the subscribers have been discovered)."""
+        self.timer = self.create_timer(self._period_s, self._publish)
 
     def _publish(self) -> None:
         if self._next >= self.frames:
@@ -113,37 +117,50 @@ class DetectionCollector(Node):
         )
 
 
+def drive(container: PerceptionContainer, *, context: Context, frames: int,
+          rate_hz: float) -> DetectionCollector:
+    """Send ``frames`` camera frames at ``rate_hz`` through ``container`` and collect outputs.
+
+    The camera and collector spin on their own thread, so a busy container delays neither
+    frame publication nor the time at which outputs are received.
+    """
+    config = container.config
+    camera = SyntheticCamera(topics={t.input_topic for t in config.tasks}, frames=frames,
+                             rate_hz=rate_hz, context=context)
+    collector = DetectionCollector(config, camera, context=context)
+    side = SingleThreadedExecutor(context=context)
+    side.add_node(camera)
+    side.add_node(collector)
+    threading.Thread(target=side.spin, daemon=True).start()
+    try:
+        subscribers = len(config.tasks)
+        while any(p.get_subscription_count() < subscribers for p in camera.publishers_):
+            container.executor.spin_once(timeout_sec=0.05)
+        camera.start()
+        while not camera.done.is_set():
+            container.executor.spin_once(timeout_sec=0.05)
+        drain_until = time.monotonic() + DRAIN_S
+        while time.monotonic() < drain_until:
+            container.executor.spin_once(timeout_sec=0.05)
+    finally:
+        side.shutdown()
+        camera.destroy_node()
+        collector.destroy_node()
+    return collector
+
+
 def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: TextIO) -> None:
     context = Context()
     rclpy.init(context=context)
-    container = camera = collector = None
+    container = None
     try:
         print(f'loading models for {len(config.tasks)} tasks (TVM, cached after the first run)',
               file=out)
         container = PerceptionContainer(config, context=context)
-        camera = SyntheticCamera(topics={t.input_topic for t in config.tasks}, frames=frames,
-                                 rate_hz=rate_hz, context=context)
-        collector = DetectionCollector(config, camera, context=context)
-        # The camera and collector spin apart from the container, so a busy container delays
-        # neither frame publication nor the time at which outputs are received.
-        side = SingleThreadedExecutor(context=context)
-        side.add_node(camera)
-        side.add_node(collector)
-        side_thread = threading.Thread(target=side.spin, daemon=True)
-        side_thread.start()
-        main = container.executor
-        while not camera.done.is_set():
-            main.spin_once(timeout_sec=0.05)
-        drain_until = time.monotonic() + DRAIN_S
-        while time.monotonic() < drain_until:
-            main.spin_once(timeout_sec=0.05)
-        side.shutdown()
-        _print_report(collector, camera.frames, rate_hz, out)
+        collector = drive(container, context=context, frames=frames, rate_hz=rate_hz)
+        _print_report(collector, frames, rate_hz, out)
         _print_scheduler(container, out)
     finally:
-        for side_node in (camera, collector):
-            if side_node is not None:
-                side_node.destroy_node()
         if container is not None:
             container.destroy()
         rclpy.try_shutdown(context=context)

@@ -106,8 +106,11 @@ class TvmEngine:
             raise ValueError(f'{self.library.name}: input shape {inputs.shape}, '
                              f'expected {self.input_shape}')
         if not getattr(self._configured, 'done', False):
-            # TVM's CPU thread pool is per calling thread: size it once per lane thread.
+            # TVM's CPU thread pool is per calling thread: size it once per lane thread. Sizing
+            # it also pins the caller to one core; restore the lane's own CPU set after.
+            allowed = os.sched_getaffinity(0)
             tvm.get_global_func('runtime.config_threadpool')(0, self._threads)
+            os.sched_setaffinity(0, allowed)
             self._configured.done = True
         with self._lock:
             result = self._main(tvm.runtime.tensor(np.ascontiguousarray(inputs), self._device))

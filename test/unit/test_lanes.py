@@ -22,7 +22,7 @@ def clock() -> FakeClock:
 class Recorder:
     def __init__(self) -> None:
         self.outcomes: list[JobOutcome] = []
-        self.typical: dict[str, int] = {}
+        self.best: dict[str, int] = {}
 
     def __call__(self, outcome: JobOutcome) -> None:
         self.outcomes.append(outcome)
@@ -33,7 +33,7 @@ class Recorder:
 
 def make_lane(clock: FakeClock, recorder: Recorder, queue_limit: int = 1) -> Lane:
     return Lane(name='cpu', clock=clock, on_outcome=recorder,
-                typical_exec_ns=lambda task: recorder.typical.get(task, 0),
+                best_exec_ns=lambda task: recorder.best.get(task, 0),
                 queue_limit=queue_limit)
 
 
@@ -101,7 +101,7 @@ def test_started_jobs_are_never_displaced(clock: FakeClock) -> None:
 
 def test_stale_job_is_dropped_before_it_starts(clock: FakeClock) -> None:
     recorder = Recorder()
-    recorder.typical['late'] = 30 * MS
+    recorder.best['late'] = 30 * MS
     lane = make_lane(clock, recorder)
     lane.submit(job(clock, 'blocker', 0, 500, clock.work([80])))
     lane.submit(job(clock, 'late', 1, 100, clock.work([30])))
