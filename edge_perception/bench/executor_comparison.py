@@ -5,8 +5,9 @@ synthetic frames, the same camera rate. The task set is built from this machine'
 stage times so that it loads the lanes to ``load`` times their capacity (1.2 by default):
 one urgent traffic-light task and several sign tasks (added by config alone) alternating
 over the two lanes, all with the camera period as period and deadline (ties in deadline go
-to the light task by name, so it has the highest priority on its lane). A frame counts as a miss for a task when its output
-arrives later than the task's deadline after the frame was sent, or never.
+to the light task by name, so it has the highest priority on its lane). A frame counts as a
+miss for a task when its output arrives later than the task's deadline after the frame was
+sent, or never.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
 from edge_perception.tasks.pipelines import PIPELINES
+
 
 class TwoThreadExecutor(MultiThreadedExecutor):
     """rclpy's MultiThreadedExecutor with one thread per lane: the same parallelism as ours."""
@@ -119,7 +121,8 @@ def run_one(name: str, workload: Workload, *, frames: int) -> list[TaskRow]:
             rows.append(TaskRow(
                 executor=name, task=task_name, lane=result.task.lane,
                 deadline_ms=result.task.deadline_ms, frames=frames,
-                misses=result.misses(frames), p50_ms=times.p50_ms, p99_ms=times.p99_ms,
+                misses=result.misses(frames, workload.rate_hz), p50_ms=times.p50_ms,
+                p99_ms=times.p99_ms,
                 schedulable=None if bound is None else bound.schedulable))
         return rows
     finally:

@@ -8,6 +8,7 @@ each frame and shows the response times (image stamp to detections received) per
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,10 +44,16 @@ class TaskResult:
     def received(self) -> int:
         return len(self.response_ns)
 
-    def misses(self, sent: int) -> int:
-        """Late outputs plus frames that never produced one."""
+    def expected(self, sent: int, rate_hz: float) -> int:
+        """Outputs due: one per frame, or one per period when the task is slower than the
+        camera (the scheduler skips frames inside a period)."""
+        frame_period_ms = 1000.0 / rate_hz
+        return math.ceil(sent * min(1.0, frame_period_ms / self.task.period_ms))
+
+    def misses(self, sent: int, rate_hz: float) -> int:
+        """Late outputs plus due outputs that never came."""
         late = sum(1 for r in self.response_ns if r > self.task.deadline_ns)
-        return late + sent - self.received
+        return late + max(0, self.expected(sent, rate_hz) - self.received)
 
 
 class SyntheticCamera(Node):
@@ -186,8 +193,9 @@ def _print_report(collector: DetectionCollector, sent: int, rate_hz: float, out:
     for result in collector.results.values():
         times = ResponseTimes.of(result.response_ns)
         print(f'{result.task.name:<14} {result.task.lane:<5} {result.task.deadline_ms:>7.0f}ms '
-              f'{result.received:>8} {result.misses(sent):>7} {times.p50_ms:>8.1f} '
+              f'{result.received:>8} {result.misses(sent, rate_hz):>7} {times.p50_ms:>8.1f} '
               f'{times.p99_ms:>8.1f} {result.counts.precision:>9.3f} '
               f'{result.counts.recall:>7.3f}', file=out)
-    print('misses = outputs later than the deadline + frames without output', file=out)
+    print('misses = outputs later than the deadline + outputs due (one per frame, or per '
+          'period for tasks slower than the camera) that never came', file=out)
 
