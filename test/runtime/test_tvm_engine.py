@@ -10,7 +10,12 @@ import onnxruntime
 import pytest
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, TvmEngine
+from edge_perception.runtime.tvm_engine import (
+    CompileTarget,
+    ModelStore,
+    TvmEngine,
+    cuda_available,
+)
 
 # Float32 reordering between TVM's and onnxruntime's kernels; outputs are probabilities,
 # log-sizes and offsets of order 1.
@@ -167,3 +172,23 @@ def test_manifest_save_load_round_trip(zoo_copy: Path) -> None:
     manifest = Manifest.load(zoo_copy).with_metrics('detector', 'half', {'light_map50': 0.5})
     manifest.save()
     assert Manifest.load(zoo_copy).variant('detector', 'half').metrics == {'light_map50': 0.5}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason='no CUDA device on this machine')
+@pytest.mark.parametrize(('model', 'variant'), COMMITTED)
+def test_cuda_build_matches_onnxruntime(store: ModelStore, model: str, variant: str) -> None:
+    engine = store.engine(model, variant, device='cuda', lane='gpu')
+    inputs = realistic_input(engine.input_shape, seed=7)
+    reference = onnxruntime.InferenceSession(
+        str(store.manifest.path(model, variant)), providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
+                               atol=ATOL * 10, rtol=RTOL * 10)
+
+
+def test_cached_library_loads_fast_enough_for_node_start(store: ModelStore) -> None:
+    """Loading is what a node start pays once the cache holds the library: no compilation."""
+    library = store.build('detector', 'full', batch=1, target=CompileTarget('cpu'))
+    before = library.stat().st_mtime_ns
+    TvmEngine(library, device='cpu', input_shape=(1, 3, 240, 320))
+    assert library.stat().st_mtime_ns == before  # loaded, not rebuilt
