@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_perception.core.config import ConfigError, default_config_path
+from edge_perception.ros.bag_errors import BagError
 from edge_perception.runtime.manifest import ModelLoadError
 
 if TYPE_CHECKING:
@@ -98,15 +99,18 @@ def _demo(args: argparse.Namespace) -> int:
     from edge_perception.core.config import load_config
     from edge_perception.ros.demo import run_demo
 
-    run_demo(load_config(args.config), frames=args.frames, rate_hz=args.rate, out=sys.stdout)
+    run_demo(load_config(args.config), bag=args.bag, frames=args.frames, rate_hz=args.rate,
+             out=sys.stdout)
     return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser('demo', help='synthetic drive through the container, with a report')
+    parser = sub.add_parser('demo', help='replay a drive through the container, with a report')
     parser.add_argument('--config', type=Path, default=default_config_path())
-    parser.add_argument('--frames', type=int, default=60, help='camera frames to send')
-    parser.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz')
+    parser.add_argument('--bag', type=Path, default=None,
+                        help='rosbag2 to replay (default: a synthetic drive, written once)')
+    parser.add_argument('--frames', type=int, default=150, help='frames of the synthetic drive')
+    parser.add_argument('--rate', type=float, default=30.0, help='camera rate of that drive')
     parser.set_defaults(run=_demo)
 
 
@@ -215,6 +219,63 @@ def _add_bench_executors(sub: argparse._SubParsersAction[argparse.ArgumentParser
     parser.set_defaults(run=_bench_executors)
 
 
+def _synth_bag(args: argparse.Namespace) -> int:
+    from edge_perception.ros.bags import write_synthetic_bag
+
+    count = write_synthetic_bag(args.out, frames=args.frames, rate_hz=args.rate,
+                                cameras=args.cameras, storage=args.storage,
+                                corrupt_every=args.corrupt_every)
+    print(f'wrote {count} messages to {args.out} ({args.storage})')
+    return 0
+
+
+def _add_synth_bag(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('synth-bag', help='write a rosbag2 of a synthetic drive')
+    parser.add_argument('out', type=Path, help='bag directory to create')
+    parser.add_argument('--frames', type=int, default=300)
+    parser.add_argument('--rate', type=float, default=30.0, help='camera rate in Hz')
+    parser.add_argument('--cameras', type=int, choices=[1, 2], default=1)
+    parser.add_argument('--storage', choices=['sqlite3', 'mcap'], default='sqlite3')
+    parser.add_argument('--corrupt-every', type=int, default=0,
+                        help='make every k-th frame malformed (robustness testing)')
+    parser.set_defaults(run=_synth_bag)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    from edge_perception.ros.bags import BagPlayer
+
+    rclpy.init()
+    node = Node('edge_perception_player')
+    try:
+        player = BagPlayer(node, args.bag, rate=args.rate, loop=args.loop,
+                           start_offset_s=args.start_offset)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        threading.Thread(target=player.play, daemon=True).start()
+        while not player.done.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        print(f'published {player.published} messages from {args.bag}')
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('replay', help='play a rosbag2 into the graph (like ros2 bag play)')
+    parser.add_argument('bag', type=Path)
+    parser.add_argument('--rate', type=float, default=1.0)
+    parser.add_argument('--loop', action='store_true')
+    parser.add_argument('--start-offset', type=float, default=0.0, help='seconds to skip')
+    parser.set_defaults(run=_replay)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_train,
     _add_eval,
@@ -224,6 +285,8 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_bench_models,
     _add_tune,
     _add_bench_executors,
+    _add_synth_bag,
+    _add_replay,
 )
 
 
@@ -239,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ConfigError, ModelLoadError) as err:
+    except (ConfigError, ModelLoadError, BagError) as err:
         print(f'edge-perception {args.command}: {err}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

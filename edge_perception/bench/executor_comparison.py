@@ -1,8 +1,8 @@
 """Deadline misses: our DeadlineExecutor vs rclpy's Single- and MultiThreadedExecutor.
 
-The same workload runs through each executor in turn, in one run: the same models, the same
-synthetic frames, the same camera rate. The task set is built from this machine's measured
-stage times so that it loads the lanes to ``load`` times their capacity (1.2 by default):
+The same workload runs through each executor in turn, in one run: the same models and the
+same recorded drive (a rosbag2 replayed with its original timing). The task set is built
+from this machine's measured stage times so that it loads the lanes to ``load`` times their capacity (1.2 by default):
 one urgent traffic-light task and several sign tasks (added by config alone) alternating
 over the two lanes, all with the camera period as period and deadline (ties in deadline go
 to the light task by name, so it has the highest priority on its lane). A frame counts as a
@@ -24,6 +24,7 @@ from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecu
 
 from edge_perception.core.config import PerceptionConfig, load_config
 from edge_perception.core.statistics import ResponseTimes
+from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
 from edge_perception.ros.demo import drive
 from edge_perception.runtime.manifest import Manifest
@@ -68,11 +69,13 @@ class Workload:
     config: PerceptionConfig
     rate_hz: float
     utilisation: dict[str, float]
+    bag: Path
 
 
-def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float,
-                   sign_tasks: int) -> Workload:
-    """Tasks and camera rate that load the busier lane to ``load`` x its capacity."""
+def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_tasks: int,
+                   frames: int) -> Workload:
+    """Tasks and a recorded drive whose camera rate loads the busier lane to ``load`` x its
+    capacity; every executor replays the same bag."""
     store = ModelStore(Manifest.load(base.model_dir), cache_dir=default_cache_dir())
     frame = busy_frame()
 
@@ -99,11 +102,14 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float,
         for i, lane in enumerate(sign_lanes)]
     path = out_dir / 'executor_workload.yaml'
     path.write_text(yaml.safe_dump(raw))
-    return Workload(load_config(path), 1000.0 / period_ms,
-                    {lane: cost / period_ms for lane, cost in lanes.items()})
+    rate_hz = 1000.0 / period_ms
+    bag = out_dir / 'executor_workload_bag'
+    write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz)
+    return Workload(load_config(path), rate_hz,
+                    {lane: cost / period_ms for lane, cost in lanes.items()}, bag)
 
 
-def run_one(name: str, workload: Workload, *, frames: int) -> list[TaskRow]:
+def run_one(name: str, workload: Workload) -> list[TaskRow]:
     context = Context()
     rclpy.init(context=context)
     container = None
@@ -111,13 +117,13 @@ def run_one(name: str, workload: Workload, *, frames: int) -> list[TaskRow]:
         container = PerceptionContainer(
             workload.config, context=context, select_variants=False, adapt_variants=False,
             baseline=EXECUTORS[name])
-        collector = drive(container, context=context, frames=frames,
-                          rate_hz=workload.rate_hz)
+        collector = drive(container, context=context, bag=workload.bag)
         analysis = container.scheduler.analysis() if EXECUTORS[name] is None else {}
         rows = []
         for task_name, result in collector.results.items():
             times = ResponseTimes.of(result.response_ns)
             bound = analysis.get(task_name)
+            frames = collector.frames[result.task.input_topic]
             rows.append(TaskRow(
                 executor=name, task=task_name, lane=result.task.lane,
                 deadline_ms=result.task.deadline_ms, frames=frames,
@@ -133,10 +139,10 @@ def run_one(name: str, workload: Workload, *, frames: int) -> list[TaskRow]:
 
 def compare(base: PerceptionConfig, out_dir: Path, *, frames: int, load: float,
             sign_tasks: int) -> tuple[Workload, list[TaskRow]]:
-    workload = build_workload(base, out_dir, load=load, sign_tasks=sign_tasks)
+    workload = build_workload(base, out_dir, load=load, sign_tasks=sign_tasks, frames=frames)
     rows = []
     for name in EXECUTORS:
-        rows.extend(run_one(name, workload, frames=frames))
+        rows.extend(run_one(name, workload))
     return workload, rows
 
 

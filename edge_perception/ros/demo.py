@@ -1,9 +1,10 @@
-"""``edge-perception demo``: a synthetic drive through the real container, with a report.
+"""``edge-perception demo``: a recorded drive replayed through the real container, with a report.
 
-A camera node publishes frames of the held-out 'demo' split at a fixed rate, the perception
-container (the same one the launch file starts) processes them, and a collector node reads
-every task's output back over DDS. The report compares detections with the ground truth of
-each frame and shows the response times (image stamp to detections received) per task.
+The drive is a rosbag2 (written once by ``synth-bag`` rules if missing). The bag player sends
+its frames with the original timing, the perception container (the one the launch file
+starts) processes them, and a collector node reads every task's output back over DDS. The
+report compares detections with the bag's ground truth and shows response times (frame sent
+to detections received) and deadline misses per task.
 """
 
 from __future__ import annotations
@@ -11,27 +12,54 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import Image
-from tqdm import tqdm
 
 from edge_perception.core.config import PerceptionConfig, TaskConfig
 from edge_perception.core.statistics import ResponseTimes
-from edge_perception.models.synthetic import Frame, generate_frame
+from edge_perception.ros.bags import (
+    CAMERA_TOPICS,
+    GROUND_TRUTH_TOPICS,
+    BagPlayer,
+    PlayedImage,
+    read_bag,
+    write_synthetic_bag,
+)
 from edge_perception.ros.container import PerceptionContainer
-from edge_perception.ros.image_conversion import encode_bgr8
-from edge_perception.ros.message_adapter import message_adapter, time_from_ns
+from edge_perception.ros.message_adapter import StandardAdapter, message_adapter
+from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.metrics import MatchCounts
 from edge_perception.tasks.pipelines import PIPELINES
 
 # After the last frame, wait this long for outputs still in flight before reporting.
-DRAIN_S = 5.0
+DRAIN_S = 3.0
+DEMO_BAG = Path('demo_output') / 'demo_drive'
+_TRUTH_KIND = {'traffic_light': 'light', 'traffic_sign': 'sign'}
+
+Truth = dict[int, dict[str, list[Detection]]]  # stamp -> kind -> boxes
+
+
+def load_truth(bag: Path) -> Truth:
+    """Ground truth of a synthetic bag, keyed by frame stamp (empty for other bags)."""
+    adapter = StandardAdapter()
+    truth: Truth = {}
+    topics = {topic: kind for kind, topic in GROUND_TRUTH_TOPICS.items()}
+    for message, decoded in read_bag(bag):
+        kind = topics.get(message.topic)
+        if kind is None:
+            continue
+        header, _, detections = adapter.read_detections(
+            'traffic_light' if kind == 'light' else 'traffic_sign', decoded)
+        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        truth.setdefault(stamp, {})[kind] = detections
+    return truth
 
 
 @dataclass
@@ -39,6 +67,7 @@ class TaskResult:
     task: TaskConfig
     response_ns: list[int] = field(default_factory=list)
     counts: MatchCounts = field(default_factory=MatchCounts)
+    scored: int = 0
 
     @property
     def received(self) -> int:
@@ -56,107 +85,88 @@ class TaskResult:
         return late + max(0, self.expected(sent, rate_hz) - self.received)
 
 
-class SyntheticCamera(Node):
-    """Publishes ``frames`` demo-split frames at ``rate_hz``, stamped with the send time."""
-
-    def __init__(self, *, topics: set[str], frames: int, rate_hz: float,
-                 context: Context) -> None:
-        super().__init__('demo_camera', context=context)
-        self.publishers_ = [self.create_publisher(Image, topic, 10) for topic in sorted(topics)]
-        self.truth: dict[int, Frame] = {}
-        self.frames = frames
-        self.done = threading.Event()
-        self._next = 0
-        self._period_s = 1.0 / rate_hz
-        self._progress = tqdm(total=frames, desc='drive (frames sent)')
-
-    def start(self) -> None:
-        """Begin publishing (after the subscribers have been discovered)."""
-        self.timer = self.create_timer(self._period_s, self._publish)
-
-    def _publish(self) -> None:
-        if self._next >= self.frames:
-            self.timer.cancel()
-            self._progress.close()
-            self.done.set()
-            return
-        frame = generate_frame('demo', self._next)
-        msg = Image()
-        encode_bgr8(frame.image, msg)
-        stamp_ns = time.time_ns()
-        msg.header.stamp = time_from_ns(stamp_ns)
-        msg.header.frame_id = 'camera_front'
-        self.truth[stamp_ns] = frame
-        for publisher in self.publishers_:
-            publisher.publish(msg)
-        self._next += 1
-        self._progress.update()
-
-
 class DetectionCollector(Node):
-    """Subscribes every task's output and scores it against the camera's ground truth."""
+    """Subscribes every task's output and scores it against the bag's ground truth."""
 
-    def __init__(self, config: PerceptionConfig, camera: SyntheticCamera, *,
-                 context: Context) -> None:
+    def __init__(self, config: PerceptionConfig, truth: Truth, *, context: Context) -> None:
         super().__init__('demo_collector', context=context)
         self.adapter = message_adapter()
-        self.camera = camera
+        self.truth = truth
+        self.sent: dict[tuple[str, int], int] = {}
+        self.frames: Counter[str] = Counter()
         self.results = {task.name: TaskResult(task) for task in config.tasks}
+        self._lock = threading.Lock()
         for task in config.tasks:
             kind = PIPELINES[task.pipeline].output_kind
             self.create_subscription(
                 self.adapter.detections_type(kind), task.output_topic,
                 lambda msg, task=task, kind=kind: self._on_output(task, kind, msg), 50)
 
+    def on_image(self, played: PlayedImage) -> None:
+        """Player callback (player thread): remember when each frame was sent."""
+        with self._lock:
+            self.sent[(played.topic, played.stamp_ns)] = played.sent_ns
+            self.frames[played.topic] += 1
+
     def _on_output(self, task: TaskConfig, kind: str, msg: Any) -> None:
         received_ns = time.time_ns()
         header, _, detections = self.adapter.read_detections(kind, msg)
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        frame = self.camera.truth.get(stamp_ns)
-        if frame is None:
+        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        with self._lock:
+            sent_ns = self.sent.get((task.input_topic, stamp))
+        if sent_ns is None:
             return
         result = self.results[task.name]
-        result.response_ns.append(received_ns - stamp_ns)
-        wanted = 'sign' if kind == 'traffic_sign' else 'light'
-        result.counts.add_frame(
-            [(d.label, (d.x, d.y, d.width, d.height)) for d in detections],
-            [(o.label, (o.x, o.y, o.width, o.height)) for o in frame.objects if o.kind == wanted],
-        )
+        result.response_ns.append(received_ns - sent_ns)
+        truth = self.truth.get(stamp, {}).get(_TRUTH_KIND[kind])
+        if truth is not None and task.input_topic == CAMERA_TOPICS[0]:
+            result.scored += 1
+            result.counts.add_frame(
+                [(d.label, (d.x, d.y, d.width, d.height)) for d in detections],
+                [(t.label, (t.x, t.y, t.width, t.height)) for t in truth])
 
 
-def drive(container: PerceptionContainer, *, context: Context, frames: int,
-          rate_hz: float) -> DetectionCollector:
-    """Send ``frames`` camera frames at ``rate_hz`` through ``container`` and collect outputs.
+def drive(container: PerceptionContainer, *, context: Context, bag: Path,
+          rate: float = 1.0) -> DetectionCollector:
+    """Replay ``bag`` through ``container`` and collect every task's outputs.
 
-    The camera and collector spin on their own thread, so a busy container delays neither
-    frame publication nor the time at which outputs are received.
+    The player and the collector spin apart from the container, so a busy container delays
+    neither frame publication nor the time at which outputs are received.
     """
-    config = container.config
-    camera = SyntheticCamera(topics={t.input_topic for t in config.tasks}, frames=frames,
-                             rate_hz=rate_hz, context=context)
-    collector = DetectionCollector(config, camera, context=context)
+    collector = DetectionCollector(container.config, load_truth(bag), context=context)
+    player_node = Node('edge_perception_player', context=context)
+    player = BagPlayer(player_node, bag, rate=rate, on_image=collector.on_image)
     side = SingleThreadedExecutor(context=context)
-    side.add_node(camera)
+    side.add_node(player_node)
     side.add_node(collector)
     threading.Thread(target=side.spin, daemon=True).start()
     try:
-        subscribers = len(config.tasks)
-        while any(p.get_subscription_count() < subscribers for p in camera.publishers_):
+        inputs = {t.input_topic for t in container.config.tasks}
+        while any(publisher.get_subscription_count() == 0
+                  for topic, publisher in player.publishers.items() if topic in inputs):
             container.executor.spin_once(timeout_sec=0.05)
-        camera.start()
-        while not camera.done.is_set():
+        threading.Thread(target=player.play, daemon=True).start()
+        while not player.done.is_set():
             container.executor.spin_once(timeout_sec=0.05)
         drain_until = time.monotonic() + DRAIN_S
         while time.monotonic() < drain_until:
             container.executor.spin_once(timeout_sec=0.05)
     finally:
+        player.stop()
         side.shutdown()
-        camera.destroy_node()
+        player_node.destroy_node()
         collector.destroy_node()
     return collector
 
 
-def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: TextIO) -> None:
+def run_demo(config: PerceptionConfig, *, bag: Path | None, frames: int, rate_hz: float,
+             out: TextIO) -> None:
+    if bag is None:
+        bag = DEMO_BAG.with_name(f'{DEMO_BAG.name}_{frames}f_{rate_hz:g}hz')
+        if not bag.exists():
+            print(f'writing the demo drive {bag} ({frames} frames at {rate_hz:g} Hz)', file=out)
+            bag.parent.mkdir(parents=True, exist_ok=True)
+            write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz)
     context = Context()
     rclpy.init(context=context)
     container = None
@@ -164,8 +174,8 @@ def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: Text
         print(f'loading models for {len(config.tasks)} tasks (TVM, cached after the first run)',
               file=out)
         container = PerceptionContainer(config, context=context)
-        collector = drive(container, context=context, frames=frames, rate_hz=rate_hz)
-        _print_report(collector, frames, rate_hz, out)
+        collector = drive(container, context=context, bag=bag)
+        print_report(collector, out)
         _print_scheduler(container, out)
     finally:
         if container is not None:
@@ -173,29 +183,43 @@ def run_demo(config: PerceptionConfig, *, frames: int, rate_hz: float, out: Text
         rclpy.try_shutdown(context=context)
 
 
-def _print_scheduler(container: PerceptionContainer, out: TextIO) -> None:
-    print('\n== deadline executor (release = frame taken from DDS)', file=out)
-    print(f'{"task":<14} {"variant":<8} {"released":>8} {"skipped":>8} {"completed":>9} '
-          f'{"misses":>7} {"drops":>6} {"p50 ms":>8} {"p99 ms":>8}', file=out)
-    variants = container.variants()
-    for name, stats in container.scheduler.stats.items():
-        times = stats.response_times()
-        print(f'{name:<14} {variants[name]:<8} {stats.released:>8} {stats.skipped:>8} '
-              f'{stats.completed:>9} {stats.misses:>7} {sum(stats.drops.values()):>6} '
-              f'{times.p50_ms:>8.1f} {times.p99_ms:>8.1f}', file=out)
+def camera_rate_hz(collector: DetectionCollector, topic: str) -> float:
+    """Frame rate of ``topic`` as replayed (from the send times)."""
+    times = sorted(sent for (t, _), sent in collector.sent.items() if t == topic)
+    if len(times) < 2:
+        return float('nan')
+    return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
 
 
-def _print_report(collector: DetectionCollector, sent: int, rate_hz: float, out: TextIO) -> None:
-    print(f'\n== demo report: {sent} frames at {rate_hz:g} Hz', file=out)
-    header = (f'{"task":<14} {"lane":<5} {"deadline":>9} {"outputs":>8} {"misses":>7} '
-              f'{"p50 ms":>8} {"p99 ms":>8} {"precision":>9} {"recall":>7}')
-    print(header, file=out)
+def print_report(collector: DetectionCollector, out: TextIO) -> None:
+    print('\n== demo report (frame sent -> detections received)', file=out)
+    print(f'{"task":<14} {"lane":<5} {"deadline":>9} {"frames":>7} {"outputs":>8} '
+          f'{"misses":>7} {"p50 ms":>8} {"p99 ms":>8} {"precision":>9} {"recall":>7}',
+          file=out)
     for result in collector.results.values():
+        task = result.task
+        sent = collector.frames[task.input_topic]
+        rate = camera_rate_hz(collector, task.input_topic)
         times = ResponseTimes.of(result.response_ns)
-        print(f'{result.task.name:<14} {result.task.lane:<5} {result.task.deadline_ms:>7.0f}ms '
-              f'{result.received:>8} {result.misses(sent, rate_hz):>7} {times.p50_ms:>8.1f} '
-              f'{times.p99_ms:>8.1f} {result.counts.precision:>9.3f} '
-              f'{result.counts.recall:>7.3f}', file=out)
+        misses = result.misses(sent, rate) if sent > 1 else 0
+        print(f'{task.name:<14} {task.lane:<5} {task.deadline_ms:>7.0f}ms {sent:>7} '
+              f'{result.received:>8} {misses:>7} {times.p50_ms:>8.1f} {times.p99_ms:>8.1f} '
+              f'{result.counts.precision:>9.3f} {result.counts.recall:>7.3f}', file=out)
     print('misses = outputs later than the deadline + outputs due (one per frame, or per '
           'period for tasks slower than the camera) that never came', file=out)
 
+
+def _print_scheduler(container: PerceptionContainer, out: TextIO) -> None:
+    print('\n== deadline executor (release = frame taken from DDS)', file=out)
+    print(f'{"task":<14} {"variant":<8} {"released":>8} {"skipped":>8} {"completed":>9} '
+          f'{"misses":>7} {"drops":>6} {"p50 ms":>8} {"p99 ms":>8} {"bad frames":>10}',
+          file=out)
+    variants = container.variants()
+    for node in container.nodes:
+        name = node.task.name
+        stats = container.scheduler.stats[name]
+        times = stats.response_times()
+        print(f'{name:<14} {variants[name]:<8} {stats.released:>8} {stats.skipped:>8} '
+              f'{stats.completed:>9} {stats.misses:>7} {sum(stats.drops.values()):>6} '
+              f'{times.p50_ms:>8.1f} {times.p99_ms:>8.1f} '
+              f'{sum(node.bad_frames.values()):>10}', file=out)

@@ -1,0 +1,243 @@
+"""rosbag2 files without ros2bag: writing synthetic drives and playing any bag into the graph.
+
+Both use the ``rosbags`` library (sqlite3 and mcap storage). Messages are serialised and
+published as CDR bytes by rclpy itself, so the player needs no conversion per type: any topic
+whose type rclpy can import is played, whoever wrote the bag.
+
+Ground truth in synthetic bags uses the standard detection encoding of
+:mod:`edge_perception.ros.message_adapter` (visualization_msgs/MarkerArray) on
+``/ground_truth/traffic_lights`` and ``/ground_truth/traffic_signs``, stamped like the frame.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.serialization import serialize_message
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from tqdm import tqdm
+
+from edge_perception.models.synthetic import Frame, generate_frame
+from edge_perception.ros.bag_errors import BagError
+from edge_perception.ros.image_conversion import encode_bgr8
+from edge_perception.ros.message_adapter import StandardAdapter, time_from_ns
+from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CLASSES
+from edge_perception.tasks.detections import Detection
+
+CAMERA_TOPICS = ('/camera/image_raw', '/camera2/image_raw')
+CAMERA_FRAMES = ('camera_front', 'camera_left')
+GROUND_TRUTH_TOPICS = {'light': '/ground_truth/traffic_lights',
+                       'sign': '/ground_truth/traffic_signs'}
+_KINDS = {'light': 'traffic_light', 'sign': 'traffic_sign'}
+# Synthetic drives start at a fixed time, so the same arguments give the same bag.
+START_NS = 1_700_000_000_000_000_000
+STORAGES = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
+
+
+def _truth_detections(frame: Frame, kind: str) -> list[Detection]:
+    labels = LIGHT_STATES if kind == 'light' else SIGN_CLASSES
+    return [Detection(label=o.label, class_id=labels.index(o.label), score=1.0,
+                      x=o.x, y=o.y, width=o.width, height=o.height)
+            for o in frame.objects if o.kind == kind]
+
+
+def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, cameras: int = 1,
+                        storage: str = 'sqlite3', corrupt_every: int = 0,
+                        split: str = 'demo') -> int:
+    """Write a synthetic drive: camera frames at ``rate_hz`` plus ground truth.
+
+    ``corrupt_every`` = k > 0 makes every k-th frame of the first camera malformed (cycling
+    through bad encoding, truncated data and a step too small), for robustness tests.
+    Returns the number of messages written.
+    """
+    if path.exists():
+        raise BagError(f'Cannot write bag {path}: it already exists')
+    if storage not in STORAGES:
+        raise BagError(f'Cannot write bag {path}: storage {storage!r} is not one of '
+                       f'{sorted(STORAGES)}')
+    if not 1 <= cameras <= len(CAMERA_TOPICS):
+        raise BagError(f'Cannot write bag {path}: cameras = {cameras} must be 1 or 2')
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    adapter = StandardAdapter()
+    written = 0
+    with Writer(path, version=9, storage_plugin=STORAGES[storage]) as writer:
+        image_connections = [writer.add_connection(topic, 'sensor_msgs/msg/Image',
+                                                   typestore=typestore)
+                             for topic in CAMERA_TOPICS[:cameras]]
+        truth_connections = {kind: writer.add_connection(
+            topic, 'visualization_msgs/msg/MarkerArray', typestore=typestore)
+            for kind, topic in GROUND_TRUTH_TOPICS.items()}
+        for index in tqdm(range(frames), desc=f'writing {path.name}'):
+            stamp_ns = START_NS + round(index * 1e9 / rate_hz)
+            for camera, connection in enumerate(image_connections):
+                frame = generate_frame(split, index * cameras + camera)
+                msg = Image(header=Header(stamp=time_from_ns(stamp_ns),
+                                          frame_id=CAMERA_FRAMES[camera]))
+                encode_bgr8(frame.image, msg)
+                if camera == 0 and corrupt_every and index % corrupt_every == corrupt_every - 1:
+                    _corrupt(msg, index // corrupt_every)
+                writer.write(connection, stamp_ns, serialize_message(msg))
+                written += 1
+                if camera == 0:
+                    for kind, truth in truth_connections.items():
+                        marker = adapter.detections(_KINDS[kind], msg.header, 'ground_truth',
+                                                    _truth_detections(frame, kind))
+                        writer.write(truth, stamp_ns, serialize_message(marker))
+                        written += 1
+    return written
+
+
+def _corrupt(msg: Image, which: int) -> None:
+    kind = which % 3
+    if kind == 0:
+        msg.encoding = '32FC1'
+    elif kind == 1:
+        msg.data = bytes(msg.data)[: len(msg.data) // 2]
+    else:
+        msg.step = msg.width  # smaller than width * 3
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    topic: str
+    msgtype: str
+    timestamp_ns: int
+    raw: bytes
+
+
+def _open(path: Path) -> AnyReader:
+    try:
+        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+        reader.open()
+    except Exception as err:  # rosbags raises several unrelated types
+        raise BagError(f'Cannot read bag {path}: {err}') from None
+    return reader
+
+
+def bag_topics(path: Path) -> dict[str, str]:
+    """Topic -> message type of every connection in the bag."""
+    reader = _open(path)
+    try:
+        return {c.topic: c.msgtype for c in reader.connections}
+    finally:
+        reader.close()
+
+
+def read_bag(path: Path) -> Iterator[tuple[BagMessage, Any]]:
+    """Every message in time order, streamed, with a deserialised copy (rosbags types).
+
+    :raises BagError: naming the bag when it cannot be opened.
+    """
+    reader = _open(path)
+    try:
+        for connection, timestamp, raw in reader.messages():
+            message = BagMessage(connection.topic, connection.msgtype, timestamp, bytes(raw))
+            yield message, reader.deserialize(raw, connection.msgtype)
+    finally:
+        reader.close()
+
+
+def message_class(msgtype: str) -> type | None:
+    """The rclpy class of 'pkg/msg/Name', or None when it is not installed here."""
+    package, _, name = msgtype.rpartition('/')
+    try:
+        module = importlib.import_module(package.replace('/', '.'))
+    except ImportError:
+        return None
+    found = getattr(module, name, None)
+    return found if isinstance(found, type) else None
+
+
+@dataclass(frozen=True)
+class PlayedImage:
+    """An image the player sent: its header stamp and the wall time it was sent."""
+
+    topic: str
+    stamp_ns: int
+    sent_ns: int
+
+
+class BagPlayer:
+    """Plays a bag into the graph through ``node``'s publishers with the original timing.
+
+    :param rate: playback speed factor (2.0 = twice as fast).
+    :param start_offset_s: skip this much of the bag's beginning.
+    :param loop: start over at the end until :meth:`stop`.
+    :param on_image: called for every sensor_msgs/Image sent (collectors match outputs).
+    """
+
+    def __init__(self, node: Node, bag: Path, *, rate: float = 1.0, loop: bool = False,
+                 start_offset_s: float = 0.0,
+                 on_image: Callable[[PlayedImage], None] | None = None) -> None:
+        if rate <= 0:
+            raise BagError(f'Cannot play bag {bag}: rate {rate} must be positive')
+        self.node = node
+        self.bag = bag
+        self.rate = rate
+        self.loop = loop
+        self.start_offset_ns = round(start_offset_s * 1e9)
+        self.on_image = on_image
+        self.published = 0
+        self.skipped_topics: set[str] = set()
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self.publishers: dict[str, Publisher[Any]] = {}
+        # Publishers exist from construction on, so subscribers can be discovered before play.
+        for topic, msgtype in bag_topics(bag).items():
+            cls = message_class(msgtype)
+            if cls is None:
+                self.skipped_topics.add(topic)
+                node.get_logger().warning(
+                    f'{bag}: skipping {topic}: type {msgtype} is not installed')
+            else:
+                self.publishers[topic] = node.create_publisher(cls, topic, 10)
+
+    def play(self) -> None:
+        """Blocking playback (run it on a thread); returns at the end or on :meth:`stop`."""
+        try:
+            while not self._stop.is_set():
+                self._play_once()
+                if not self.loop:
+                    return
+        finally:
+            self.done.set()
+
+    def _play_once(self) -> None:
+        start, first = 0, None
+        with tqdm(desc=f'replaying {self.bag.name}', unit='msg') as progress:
+            for message, decoded in read_bag(self.bag):
+                if first is None:
+                    first = message.timestamp_ns + self.start_offset_ns
+                    start = time.monotonic_ns()
+                if message.timestamp_ns < first:
+                    continue
+                due = start + round((message.timestamp_ns - first) / self.rate)
+                wait_s = (due - time.monotonic_ns()) / 1e9
+                if wait_s > 0 and self._stop.wait(wait_s):
+                    return
+                publisher = self.publishers.get(message.topic)
+                if publisher is None:
+                    continue
+                publisher.publish(message.raw)
+                self.published += 1
+                progress.update()
+                if self.on_image is not None and message.msgtype == 'sensor_msgs/msg/Image':
+                    stamp = decoded.header.stamp
+                    self.on_image(PlayedImage(message.topic,
+                                              stamp.sec * 1_000_000_000 + stamp.nanosec,
+                                              time.time_ns()))
+
+    def stop(self) -> None:
+        self._stop.set()
