@@ -3,11 +3,11 @@
 The same workload runs through each executor in turn, in one run: the same models and the
 same recorded drive (a rosbag2 replayed with its original timing). The task set is built
 from this machine's measured stage times so that it loads the lanes to ``load`` times their
-capacity (1.2 by default): one urgent traffic-light task and several sign tasks (added by config alone) alternating
-over the two lanes, all with the camera period as period and deadline (ties in deadline go
-to the light task by name, so it has the highest priority on its lane). A frame counts as a
-miss for a task when its output arrives later than the task's deadline after the frame was
-sent, or never.
+capacity (1.2 by default): one urgent traffic-light task and several sign tasks (added by
+config alone) alternating over the two lanes, all with the camera period as period and
+deadline (ties in deadline go to the light task by name, so it has the highest priority on
+its lane). A frame counts as a miss for a task when its output arrives later than the task's
+deadline after the frame was sent, or never.
 """
 
 from __future__ import annotations
