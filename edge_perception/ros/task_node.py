@@ -24,9 +24,15 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from edge_perception.core.config import TaskConfig
-from edge_perception.ros.image_conversion import BgrImage, ImageDecodeError, decode_image
+from edge_perception.ros.image_conversion import (
+    BgrImage,
+    ImageDecodeError,
+    decode_image,
+    encode_bgr8,
+)
 from edge_perception.ros.message_adapter import MessageAdapter
 from edge_perception.runtime.task_models import TaskModels
+from edge_perception.tasks.annotate import annotate
 from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
 
 
@@ -36,6 +42,7 @@ class PerceptionTaskNode(Node):
     Parameters (declared with type, range and description):
     ``variant`` (string): the model variant in use; setting it switches models live.
     ``score_threshold`` (double, 0..1): minimum detection score that is published.
+    ``publish_debug_image`` (bool): also publish annotated frames on ``<output>/debug_image``.
     """
 
     def __init__(self, *, task: TaskConfig, models: TaskModels, adapter: MessageAdapter,
@@ -57,6 +64,11 @@ class PerceptionTaskNode(Node):
             ParameterDescriptor(description='Minimum score of a published detection',
                                 floating_point_range=[FloatingPointRange(
                                     from_value=0.0, to_value=1.0, step=0.0)]))
+        self.debug_images: bool = self.declare_parameter(
+            'publish_debug_image', False,
+            ParameterDescriptor(description='Publish frames with the detections drawn on '
+                                f'{task.output_topic}/debug_image')).value
+        self.debug_publisher = self.create_publisher(Image, f'{task.output_topic}/debug_image', 2)
         self.add_on_set_parameters_callback(self._on_parameters)
         self.publisher: Publisher[Any] = self.create_publisher(
             adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
@@ -79,6 +91,8 @@ class PerceptionTaskNode(Node):
                 self.models.variant = parameter.value
             elif parameter.name == 'score_threshold':
                 self.pipeline.threshold = float(parameter.value)
+            elif parameter.name == 'publish_debug_image':
+                self.debug_images = bool(parameter.value)
         return SetParametersResult(successful=True)
 
     def job_stages(self, msg: Image) -> Iterator[None] | None:
@@ -99,6 +113,10 @@ class PerceptionTaskNode(Node):
         self.publisher.publish(self.adapter.detections(
             self.pipeline.output_kind, header, variant, detections))
         self.frames_published += 1
+        if self.debug_images:
+            debug = Image(header=header)
+            encode_bgr8(annotate(image, detections), debug)
+            self.debug_publisher.publish(debug)
 
     def on_image(self, msg: Image) -> None:
         """Subscription callback for stock executors: all stages at once, in this thread.
