@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def test_synthetic_bag_holds_frames_and_ground_truth(tmp_path: Path, storage: st
         GROUND_TRUTH_TOPICS['light']: 'visualization_msgs/msg/MarkerArray',
         GROUND_TRUTH_TOPICS['sign']: 'visualization_msgs/msg/MarkerArray'}
     stamps = [m.timestamp_ns for m, _ in read_bag(bag) if m.topic == CAMERA_TOPICS[0]]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(stamps)]
     assert len(gaps) == 5
     assert all(abs(gap - 1e9 / 30) <= 1 for gap in gaps)  # 30 Hz, to the nanosecond
 
