@@ -146,8 +146,11 @@ def _add_build_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _bench_models(args: argparse.Namespace) -> int:
     from edge_perception.bench.model_latency import format_rows, measure
+    from edge_perception.runtime.tvm_engine import ModelStore
 
-    rows = measure(_model_store(args.zoo), batches=args.batch, threads=args.threads,
+    store = _model_store(args.zoo)
+    untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
+    rows = measure(store, untuned, batches=args.batch, threads=args.threads,
                    repeats=args.repeats)
     print(format_rows(rows))
     return 0
@@ -157,7 +160,7 @@ def _add_bench_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = sub.add_parser('bench-models', help='TVM vs onnxruntime latency per variant')
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 4])
-    parser.add_argument('--threads', type=int, nargs='+', default=[1])
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--repeats', type=int, default=30)
     parser.set_defaults(run=_bench_models)
 

@@ -1,21 +1,23 @@
-"""Latency of every model variant: TVM vs onnxruntime (the reference), side by side.
+"""Latency of every model variant: TVM tuned and untuned vs onnxruntime, side by side.
 
-Each repeat runs TVM once and onnxruntime once on the same input, so both see the same
-machine state; the ratio of their medians is the figure of merit (TVM / onnxruntime,
-lower is better, <= 1.0 is the goal).
+Each repeat runs the tuned TVM module, the untuned one and onnxruntime once each on the same
+input, so all see the same machine state; the ratio of medians TVM tuned / onnxruntime is
+the figure of merit (lower is better, <= 1.0 is the goal). "Tuned" uses the committed
+MetaSchedule database of this target where one exists (column ``db``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import onnxruntime
 from tqdm import tqdm
 
-from edge_perception.runtime.tvm_engine import ModelStore
+from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,11 @@ class LatencyRow:
     variant: str
     batch: int
     threads: int
+    tuned: bool
     tvm_p50_ms: float
     tvm_p99_ms: float
+    untuned_p50_ms: float
+    untuned_p99_ms: float
     ort_p50_ms: float
     ort_p99_ms: float
 
@@ -41,27 +46,33 @@ def _session(path: str, threads: int) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
-def measure(store: ModelStore, *, batches: Sequence[int], threads: Sequence[int],
-            repeats: int) -> list[LatencyRow]:
+def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
+            threads: Sequence[int], repeats: int) -> list[LatencyRow]:
     cases = [(model, variant, batch, n_threads)
              for model, entry in sorted(store.manifest.models.items())
              for variant in sorted(entry.variants) for batch in batches for n_threads in threads]
     rows = []
     for model, variant, batch, n_threads in tqdm(cases, desc='model latency'):
         engine = store.engine(model, variant, batch=batch, threads=n_threads)
+        plain = untuned.engine(model, variant, batch=batch, threads=n_threads)
         session = _session(str(store.manifest.path(model, variant)), n_threads)
         inputs = np.random.default_rng(0).uniform(0, 255, engine.input_shape).astype(np.float32)
-        tvm_s, ort_s = [], []
-        session.run(None, {'input': inputs})
+        runners: tuple[Callable[[], object], ...] = (
+            partial(engine.run, inputs), partial(plain.run, inputs),
+            partial(session.run, None, {'input': inputs}))
+        seconds: list[list[float]] = [[], [], []]
+        for run in runners:
+            run()  # warm-up
         for _ in range(repeats):
-            start = time.perf_counter()
-            engine.run(inputs)
-            tvm_s.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            session.run(None, {'input': inputs})
-            ort_s.append(time.perf_counter() - start)
-        rows.append(LatencyRow(model, variant, batch, n_threads,
-                               *_p50_p99(tvm_s), *_p50_p99(ort_s)))
+            for run, spent in zip(runners, seconds, strict=True):
+                start = time.perf_counter()
+                run()
+                spent.append(time.perf_counter() - start)
+        target = CompileTarget('cpu', n_threads)
+        rows.append(LatencyRow(
+            model, variant, batch, n_threads,
+            store.is_tuned(model, variant, batch=batch, target=target),
+            *_p50_p99(seconds[0]), *_p50_p99(seconds[1]), *_p50_p99(seconds[2])))
     return rows
 
 
@@ -71,10 +82,15 @@ def _p50_p99(seconds: list[float]) -> tuple[float, float]:
 
 
 def format_rows(rows: Sequence[LatencyRow]) -> str:
-    lines = [f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"TVM p50":>9} '
-             f'{"TVM p99":>9} {"ORT p50":>9} {"ORT p99":>9} {"TVM/ORT":>8}']
+    lines = ['latency in ms (p50 / p99); TVM/ORT = ratio of medians, tuned TVM vs onnxruntime',
+             f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"db":>3} '
+             f'{"TVM tuned":>15} {"TVM untuned":>17} {"onnxruntime":>13} {"TVM/ORT":>8} '
+             f'{"untuned/ORT":>11}']
     for r in rows:
         lines.append(f'{r.model:<16} {r.variant:<8} {r.batch:>5} {r.threads:>3} '
-                     f'{r.tvm_p50_ms:>9.3f} {r.tvm_p99_ms:>9.3f} {r.ort_p50_ms:>9.3f} '
-                     f'{r.ort_p99_ms:>9.3f} {r.ratio:>7.1f}x')
+                     f'{"yes" if r.tuned else "no":>3} '
+                     f'{r.tvm_p50_ms:>7.2f} / {r.tvm_p99_ms:<6.2f} '
+                     f'{r.untuned_p50_ms:>8.2f} / {r.untuned_p99_ms:<6.2f} '
+                     f'{r.ort_p50_ms:>5.2f} / {r.ort_p99_ms:<5.2f} {r.ratio:>7.1f}x '
+                     f'{r.untuned_p50_ms / r.ort_p50_ms:>10.1f}x')
     return '\n'.join(lines)

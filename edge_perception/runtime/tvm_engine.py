@@ -226,9 +226,10 @@ class ModelStore:
     runs one warm-up inference. It never tunes by itself: ``edge-perception tune`` does.
     """
 
-    def __init__(self, manifest: Manifest, *, cache_dir: Path) -> None:
+    def __init__(self, manifest: Manifest, *, cache_dir: Path, use_tuning: bool = True) -> None:
         self.manifest = manifest
         self.cache_dir = cache_dir
+        self.use_tuning = use_tuning  # False: ignore the databases (benchmarks compare both)
         self._engines: dict[tuple[str, str, int, str, int, str], TvmEngine] = {}
         self._lock = threading.Lock()
 
@@ -245,15 +246,17 @@ class ModelStore:
         entry = self.manifest.variant(model, variant)
         records = (self.tuning_database(model, variant, batch=batch, target=target)
                    / 'database_tuning_record.json')
-        tuned = file_sha256(records) if records.is_file() else 'untuned'
+        tuned = (file_sha256(records) if self.is_tuned(model, variant, batch=batch, target=target)
+                 else 'untuned')
         key = hashlib.sha256(
             f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{batch}|{tuned}'.encode()
         ).hexdigest()[:20]
         return self.cache_dir / f'{model}-{variant}-b{batch}-{key}.so'
 
     def is_tuned(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> bool:
+        """Whether builds apply a tuning database (one exists and use_tuning is on)."""
         database = self.tuning_database(model, variant, batch=batch, target=target)
-        return tuning_records(database) > 0
+        return self.use_tuning and tuning_records(database) > 0
 
     def build(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> Path:
         """Compile unless a cached library exists; returns the library path."""
@@ -266,9 +269,9 @@ class ModelStore:
         library = self.library_path(model, variant, batch=batch, target=target)
         if not library.exists():
             database = self.tuning_database(model, variant, batch=batch, target=target)
+            tuned = self.is_tuned(model, variant, batch=batch, target=target)
             compile_onnx(onnx_path, library, input_shape=self.input_shape(model, batch),
-                         target=target,
-                         database=database if tuning_records(database) else None)
+                         target=target, database=database if tuned else None)
         return library
 
     def tune(self, model: str, variant: str, *, batch: int, target: CompileTarget,
