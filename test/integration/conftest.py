@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,9 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import Executor, SingleThreadedExecutor
 
+from edge_perception.core.config import load_config
+from edge_perception.ros.container import PerceptionContainer
+
 
 @pytest.fixture
 def ros_context() -> Iterator[Context]:
@@ -25,6 +29,16 @@ def ros_context() -> Iterator[Context]:
         yield context
     finally:
         rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def container(repo_root: Path, ros_context: Context) -> Iterator[PerceptionContainer]:
+    """The container of config/f1tenth.yaml with the configured variants, no adaptation."""
+    container = PerceptionContainer(load_config(repo_root / 'config' / 'f1tenth.yaml'),
+                                    context=ros_context, select_variants=False,
+                                    adapt_variants=False)
+    yield container
+    container.destroy()
 
 
 @pytest.fixture

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from builtin_interfaces.msg import Time
 from rclpy.context import Context
 from rclpy.executors import Executor
@@ -14,7 +12,6 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
-from edge_perception.core.config import load_config
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.ros.container import PerceptionContainer
@@ -23,15 +20,6 @@ from edge_perception.ros.message_adapter import StandardAdapter
 from edge_perception.tasks.detector_decoding import box_iou
 
 from .conftest import spin_until
-
-
-@pytest.fixture
-def container(repo_root: Path, ros_context: Context) -> Iterator[PerceptionContainer]:
-    container = PerceptionContainer(load_config(repo_root / 'config' / 'f1tenth.yaml'),
-                                    context=ros_context, select_variants=False,
-                                    adapt_variants=False)
-    yield container
-    container.destroy()
 
 
 class Camera:

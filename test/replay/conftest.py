@@ -1,5 +1,5 @@
 """Replay tests share the real-rclpy fixtures of the integration tests."""
 
-from ..integration.conftest import ros_context, spin_until
+from ..integration.conftest import container, ros_context, spin_until
 
-__all__ = ['ros_context', 'spin_until']
+__all__ = ['container', 'ros_context', 'spin_until']

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from std_msgs.msg import String
 
 from edge_perception.cli import main
-from edge_perception.core.config import load_config
 from edge_perception.ros.bag_errors import BagError
 from edge_perception.ros.bags import (
     CAMERA_TOPICS,
@@ -30,15 +28,6 @@ from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.demo import drive
 
 from .conftest import spin_until
-
-
-@pytest.fixture
-def container(repo_root: Path, ros_context: Context) -> Iterator[PerceptionContainer]:
-    container = PerceptionContainer(load_config(repo_root / 'config' / 'f1tenth.yaml'),
-                                    context=ros_context, select_variants=False,
-                                    adapt_variants=False)
-    yield container
-    container.destroy()
 
 
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
