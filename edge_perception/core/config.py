@@ -20,7 +20,7 @@ from edge_perception.tasks.pipelines import PIPELINES
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks'})
-_LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice'})
+_LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
     'variant', 'input_topic', 'output_topic',
@@ -41,6 +41,7 @@ class LaneConfig:
     cpus: tuple[int, ...]
     rt_priority: int | None = None  # SCHED_FIFO 1..99 where permitted
     nice: int | None = None
+    max_batch: int = 1  # > 1: jobs waiting for the same model may run as one batch
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,9 @@ def _lane(reader: _Reader, name: str, raw: Any) -> LaneConfig:
     device = reader.choice(entry.get('device', 'cpu'), f'{where}.device', DEVICES)
     rt_priority = reader.optional_int(entry.get('rt_priority'), f'{where}.rt_priority', 1, 99)
     nice = reader.optional_int(entry.get('nice'), f'{where}.nice', -20, 19)
+    max_batch = reader.optional_int(entry.get('max_batch', 1), f'{where}.max_batch', 1, 16)
     return LaneConfig(name=name, device=device, threads=threads, cpus=tuple(cpus),
-                      rt_priority=rt_priority, nice=nice)
+                      rt_priority=rt_priority, nice=nice, max_batch=max_batch or 1)
 
 
 def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskConfig:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -22,17 +22,47 @@ class MonotonicClock:
         return time.monotonic_ns()
 
 
-# A job's work: an iterator whose every ``next`` runs one non-preemptive stage.
-Stages = Iterator[None]
+class Request(Protocol):
+    """Work a job hands to its lane (an inference). Requests with equal keys may run
+    together as one batch when the lane packs jobs."""
+
+    @property
+    def key(self) -> Hashable: ...
+
+    def batch_latency_ns(self, size: int) -> int | None:
+        """Measured latency of a batch of ``size`` such requests (None: not available)."""
+        ...
+
+    def run_together(self, others: Sequence[Request]) -> list[Any]:
+        """Run this request and ``others`` as one call; outputs in that order."""
+        ...
+
+
+# A job's work, as a generator. The code before its first yield runs at release (cheap
+# preparation); every later step runs on the lane. Yielding None ends a non-preemptive
+# stage; yielding a Request asks the lane to run it (maybe batched with other jobs') and
+# send its output back at the job's next step.
+Stages = Generator[Request | None, Any, None]
 _job_ids = itertools.count(1)
+
+
+def run_to_completion(stages: Stages) -> None:
+    """Run a job's generator in the calling thread, each request alone (stock executors)."""
+    result: Any = None
+    try:
+        while True:
+            request = stages.send(result)
+            result = None if request is None else request.run_together([])[0]
+    except StopIteration:
+        return
 
 
 @dataclass(eq=False)
 class Job:
     """One release of a task: its stages, timing and bookkeeping.
 
-    ``stages`` is consumed one ``next`` at a time; between stages the lane may run a job of
-    higher priority (limited preemption).
+    ``stages`` advances one step at a time; between steps the lane may run a job of higher
+    priority (limited preemption). ``pending`` is the request the job waits to have run.
     """
 
     task: str
@@ -45,6 +75,8 @@ class Job:
     stages_run: int = 0
     exec_ns: int = 0
     stage_ns: list[int] = field(default_factory=list)
+    pending: Request | None = None
+    result: Any = None
 
     def sort_key(self) -> tuple[int, int, int]:
         return (self.priority, self.release_ns, self.job_id)

@@ -10,7 +10,10 @@ higher-priority job waits at most one stage of a lower-priority one. Overload po
   recent execution > deadline) is dropped as stale; a started job whose deadline has passed
   is aborted between stages; both count as deadline misses. The fastest time, not a typical
   one, so that one slow outlier cannot starve a task whose estimate would then never renew;
-* a stage that raises ends its job as 'failed'; the lane carries on.
+* a stage that raises ends its job as 'failed'; the lane carries on;
+* packing (``max_batch`` > 1): when the job to run next waits for a request that other ready
+  jobs wait for too (same model, variant and device), they run as one batch if its measured
+  latency meets every member's deadline.
 
 :meth:`Lane.run_next` does one step synchronously (unit tests drive it with a fake clock);
 :class:`LaneWorker` runs it on a thread.
@@ -24,6 +27,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+from edge_perception.core.batching import packable
 from edge_perception.core.jobs import Clock, Job, JobOutcome, OutcomeListener
 
 _log = logging.getLogger(__name__)
@@ -33,19 +37,24 @@ class Lane:
     """Ready queue + dispatch rule of one lane (no thread of its own; see LaneWorker)."""
 
     def __init__(self, *, name: str, clock: Clock, on_outcome: OutcomeListener,
-                 best_exec_ns: Callable[[str], int], queue_limit: int = 1) -> None:
+                 best_exec_ns: Callable[[str], int], queue_limit: int = 1,
+                 max_batch: int = 1) -> None:
         if queue_limit < 1:
             raise ValueError(f'lane {name}: queue_limit must be >= 1, got {queue_limit}')
+        if max_batch < 1:
+            raise ValueError(f'lane {name}: max_batch must be >= 1, got {max_batch}')
         self.name = name
         self._clock = clock
         self._on_outcome = on_outcome
         self._best_exec_ns = best_exec_ns
         self._queue_limit = queue_limit
+        self._max_batch = max_batch
         self._ready: list[tuple[tuple[int, int, int], Job]] = []
         self._waiting: Counter[str] = Counter()  # not-yet-started jobs per task
         self._lock = threading.Lock()
         self.changed = threading.Condition(self._lock)
         self.busy_ns = 0
+        self.batched_calls = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -56,7 +65,12 @@ class Lane:
             return dict(self._waiting)
 
     def submit(self, job: Job) -> None:
-        """Queue a released job; may displace the task's oldest waiting job."""
+        """Prepare a released job (its code up to the first yield, in the caller's thread) and
+        queue it; may displace the task's oldest waiting job."""
+        state = self._step(job)
+        if state != 'more':
+            self._finish(job, dropped=None if state == 'done' else 'failed')
+            return
         displaced = None
         with self._lock:
             if self._waiting[job.task] >= self._queue_limit:
@@ -74,7 +88,8 @@ class Lane:
             self._finish(displaced, dropped='displaced')
 
     def run_next(self) -> bool:
-        """Run one stage of the most urgent job; False when nothing was ready."""
+        """Run one step of the most urgent job (with any jobs packed into its batch); False
+        when nothing was ready."""
         with self._lock:
             if not self._ready:
                 return False
@@ -88,31 +103,75 @@ class Lane:
         if job.started and now > job.deadline_ns:
             self._finish(job, dropped='aborted')
             return True
-        job.started = True
-        try:
-            next(job.stages)
-            more = True
-        except StopIteration:
-            more = False
-        except Exception:
-            _log.exception('lane %s: task %s job %d failed', self.name, job.task, job.job_id)
-            self._account(job, now)
-            self._finish(job, dropped='failed')
-            return True
-        self._account(job, now)
-        if more:
-            with self._lock:
-                heapq.heappush(self._ready, (job.sort_key(), job))
-        else:
-            self._finish(job, dropped=None)
+        members = [job, *self._pack(job, now)]
+        states = self._run_step(members)
+        end = self._clock.now_ns()
+        self.busy_ns += end - now
+        for member, state in zip(members, states, strict=True):
+            member.started = True
+            member.exec_ns += end - now  # a shared batch counts fully for every member
+            member.stage_ns.append(end - now)
+            member.stages_run += 1
+            if state == 'more':
+                with self._lock:
+                    heapq.heappush(self._ready, (member.sort_key(), member))
+            else:
+                self._finish(member, dropped=None if state == 'done' else 'failed')
         return True
 
-    def _account(self, job: Job, started_ns: int) -> None:
-        spent = self._clock.now_ns() - started_ns
-        job.exec_ns += spent
-        job.stage_ns.append(spent)
-        job.stages_run += 1
-        self.busy_ns += spent
+    def _run_step(self, members: list[Job]) -> list[str]:
+        """The leader's pending request (with the members' packed in), then each member's
+        code up to its next yield."""
+        leader = members[0]
+        if leader.pending is not None:
+            try:
+                outputs = leader.pending.run_together(
+                    [m.pending for m in members[1:] if m.pending is not None])
+            except Exception:
+                _log.exception('lane %s: inference for %s failed', self.name,
+                               ', '.join(m.task for m in members))
+                return ['failed'] * len(members)
+            self.batched_calls += len(members) > 1
+            for member, output in zip(members, outputs, strict=True):
+                member.pending, member.result = None, output
+        return [self._step(member) for member in members]
+
+    def _step(self, job: Job) -> str:
+        """Run the job's code up to its next yield: 'more', 'done' or 'failed'."""
+        try:
+            job.pending = job.stages.send(job.result)
+        except StopIteration:
+            return 'done'
+        except Exception:
+            _log.exception('lane %s: task %s job %d failed', self.name, job.task, job.job_id)
+            return 'failed'
+        job.result = None
+        return 'more'
+
+    def _pack(self, job: Job, now: int) -> list[Job]:
+        """Ready jobs whose pending request can share ``job``'s call (RT-mDL packing)."""
+        request = job.pending
+        if request is None or self._max_batch == 1:
+            return []
+        with self._lock:
+            same = sorted((entry[1] for entry in self._ready
+                           if entry[1].pending is not None
+                           and entry[1].pending.key == request.key),
+                          key=lambda j: j.deadline_ns)[: self._max_batch - 1]
+            if not same:
+                return []
+            latencies = {n: latency for n in range(2, len(same) + 2)
+                         if (latency := request.batch_latency_ns(n)) is not None}
+            count = packable(latencies, now_ns=now,
+                             deadlines_ns=[job.deadline_ns, *(j.deadline_ns for j in same)])
+            chosen = same[: count - 1]
+            if chosen:
+                self._ready = [entry for entry in self._ready if entry[1] not in chosen]
+                heapq.heapify(self._ready)
+                for member in chosen:
+                    if not member.started:
+                        self._waiting[member.task] -= 1
+            return chosen
 
     def _finish(self, job: Job, *, dropped: str | None) -> None:
         self._on_outcome(JobOutcome(

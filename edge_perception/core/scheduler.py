@@ -58,7 +58,8 @@ class DeadlineScheduler:
         self._last_release: dict[str, int] = {}
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
-                            best_exec_ns=self.best_exec_ns, queue_limit=queue_limit)
+                            best_exec_ns=self.best_exec_ns, queue_limit=queue_limit,
+                            max_batch=lane.max_batch)
             for lane in config.lanes
         }
         self._workers: list[LaneWorker] = []

@@ -82,7 +82,8 @@ class PerceptionContainer:
             PerceptionTaskNode(
                 task=task,
                 models=TaskModels(task, self.store, device=self.lane_devices[task.lane],
-                                  threads=lanes[task.lane].threads),
+                                  threads=lanes[task.lane].threads,
+                                  batch_sizes=range(1, lanes[task.lane].max_batch + 1)),
                 adapter=self.adapter, context=context)
             for task in config.tasks
         ]
@@ -202,18 +203,21 @@ class PerceptionContainer:
 
 def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
                    runs: int = PROFILE_RUNS) -> tuple[int, ...]:
-    """Per-stage maxima (ns) of ``runs`` runs of ``pipeline`` on ``frame``."""
+    """Per-stage maxima (ns) of ``runs`` runs of ``pipeline`` on ``frame``; a stage is one
+    request plus the code up to the next (what a lane runs without preemption)."""
     worst: list[int] = []
     for _ in range(runs):
-        stages, times = pipeline.stages(frame, infer), []
-        done = False
-        while not done:
-            start = time.perf_counter_ns()
-            try:
-                next(stages)
-            except StopIteration:
-                done = True
-            times.append(time.perf_counter_ns() - start)
+        stages, times = pipeline.stages(frame), []
+        try:
+            request = next(stages)
+            while True:
+                start = time.perf_counter_ns()
+                try:
+                    request = stages.send(infer(request.model, request.inputs))
+                finally:
+                    times.append(time.perf_counter_ns() - start)
+        except StopIteration:
+            pass
         worst = times if len(worst) != len(times) else [max(a, b) for a, b in
                                                           zip(worst, times, strict=True)]
     return tuple(worst)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from edge_perception.core.config import TaskConfig
+from edge_perception.core.jobs import Stages, run_to_completion
 from edge_perception.ros.image_conversion import (
     BgrImage,
     ImageDecodeError,
@@ -95,7 +96,7 @@ class PerceptionTaskNode(Node):
                 self.debug_images = bool(parameter.value)
         return SetParametersResult(successful=True)
 
-    def job_stages(self, msg: Image) -> Iterator[None] | None:
+    def job_stages(self, msg: Image) -> Stages | None:
         """Decode ``msg`` now; return the staged work (inference, then publishing), or None
         for a bad frame, which is counted per reason and costs no job."""
         self.frames_received += 1
@@ -107,9 +108,17 @@ class PerceptionTaskNode(Node):
             return None
         return self._work(image, msg.header)
 
-    def _work(self, image: BgrImage, header: Header) -> Iterator[None]:
+    def _work(self, image: BgrImage, header: Header) -> Stages:
+        """The job: each model request goes to the lane (bound to the current variant)."""
         variant = self.models.variant
-        detections = yield from self.pipeline.stages(image, self.models)
+        stages = self.pipeline.stages(image)
+        try:
+            request = next(stages)
+            while True:
+                output = yield self.models.request(request)
+                request = stages.send(output)
+        except StopIteration as done:
+            detections = done.value
         self.publisher.publish(self.adapter.detections(
             self.pipeline.output_kind, header, variant, detections))
         self.frames_published += 1
@@ -125,8 +134,7 @@ class PerceptionTaskNode(Node):
         """
         stages = self.job_stages(msg)
         if stages is not None:
-            for _ in stages:
-                pass
+            run_to_completion(stages)
 
 
 def main(args: list[str] | None = None, *, task_name: str | None = None) -> None:

@@ -20,4 +20,9 @@ class InferenceEngine(Protocol):
     @property
     def input_shape(self) -> tuple[int, ...]: ...
 
+    @property
+    def latency_ns(self) -> int | None:
+        """Smoothed latency of recent runs (None before the first)."""
+        ...
+
     def run(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ class TvmEngine:
         self._threads = threads
         self._configured = threading.local()
         self._lock = threading.Lock()  # a Relax VM is not thread-safe
+        self.latency_ns: int | None = None
         self.device = device
         self.input_shape = input_shape
         self.library = library
@@ -113,8 +115,14 @@ class TvmEngine:
             os.sched_setaffinity(0, allowed)
             self._configured.done = True
         with self._lock:
+            start = time.perf_counter_ns()
             result = self._main(tvm.runtime.tensor(np.ascontiguousarray(inputs), self._device))
-            return np.asarray(result.numpy(), dtype=np.float32)
+            output = np.asarray(result.numpy(), dtype=np.float32)
+            spent = time.perf_counter_ns() - start
+            # Smoothed, so one slow run (a page fault, a busy core) does not stop packing.
+            self.latency_ns = spent if self.latency_ns is None else (
+                self.latency_ns * 3 + spent) // 4
+            return output
 
 
 def _sidecar(library: Path) -> Path:
@@ -287,6 +295,12 @@ class ModelStore:
         shape = self.manifest.models[model].input_shape
         return (batch, *shape[1:])
 
+    def loaded(self, model: str, variant: str, *, batch: int, device: str, threads: int,
+               lane: str) -> TvmEngine | None:
+        """The engine if it is already loaded (never compiles)."""
+        with self._lock:
+            return self._engines.get((model, variant, batch, device, threads, lane))
+
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
                threads: int = 1, lane: str = 'main') -> TvmEngine:
         """The loaded module for ``lane``: a Relax VM is not thread-safe, so each lane (one
@@ -298,6 +312,7 @@ class ModelStore:
                 library = self.build(model, variant, batch=batch, target=target)
                 engine = TvmEngine(library, device=device,
                                    input_shape=self.input_shape(model, batch), threads=threads)
-                engine.run(np.zeros(engine.input_shape, np.float32))  # warm-up
+                for _ in range(3):  # warm-up, and a first latency estimate for packing
+                    engine.run(np.zeros(engine.input_shape, np.float32))
                 self._engines[key] = engine
             return self._engines[key]

@@ -1,15 +1,17 @@
 """Task pipelines: frame in, detections out, with inference delegated to the caller.
 
-A pipeline never holds a model: it calls ``infer(model_name, inputs)``, which the executor
-routes to the TVM module of the task's current variant on the task's lane. ``stages`` is a
-generator that yields between non-preemptive stages (after each inference), so a lane can
-run a more urgent job in between; :func:`run_stages` runs one to completion. New task
-instances need only config; a new kind of task adds a pipeline class here.
+A pipeline never holds a model. ``stages`` is a generator that yields an
+:class:`Inference` request for each model call and receives its output: the caller decides
+where and when it runs (a lane, in priority order, maybe batched with other jobs' requests),
+and a more urgent job can run between two requests. :func:`run_stages` runs one pipeline to
+completion with an ``infer`` function. New task instances need only config; a new kind of
+task adds a pipeline class here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -20,18 +22,30 @@ from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.detector_decoding import decode_peaks, detector_input
 from edge_perception.tasks.sign_crops import sign_crop
 
-Infer = Callable[[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+Array = npt.NDArray[np.float32]
+Infer = Callable[[str, Array], Array]
 BgrImage = npt.NDArray[np.uint8]
-DetectionStages = Generator[None, None, list[Detection]]
 
 
-def run_stages(stages: DetectionStages) -> list[Detection]:
-    """Run every stage of a pipeline at once (stock executors, evaluation)."""
-    while True:
-        try:
-            next(stages)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class Inference:
+    """A pipeline's request: run ``model`` (of the task's current variant) on ``inputs``."""
+
+    model: str
+    inputs: Array
+
+
+DetectionStages = Generator[Inference, Array, list[Detection]]
+
+
+def run_stages(stages: DetectionStages, infer: Infer) -> list[Detection]:
+    """Run a pipeline to completion, answering its requests with ``infer``."""
+    try:
+        request = next(stages)
+        while True:
+            request = stages.send(infer(request.model, request.inputs))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class TaskPipeline(Protocol):
@@ -41,7 +55,7 @@ class TaskPipeline(Protocol):
     models: ClassVar[tuple[str, ...]]
     threshold: float
 
-    def stages(self, image: BgrImage, infer: Infer) -> DetectionStages: ...
+    def stages(self, image: BgrImage) -> DetectionStages: ...
 
     @staticmethod
     def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
@@ -62,9 +76,8 @@ class TrafficLightPipeline:
     def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
         return metrics['detector']['light_map50']
 
-    def stages(self, image: BgrImage, infer: Infer) -> DetectionStages:
-        output = infer('detector', detector_input(image))[0]
-        yield
+    def stages(self, image: BgrImage) -> DetectionStages:
+        output = (yield Inference('detector', detector_input(image)))[0]
         peaks = decode_peaks(output, channels=tuple(range(len(LIGHT_STATES))),
                              image_width=image.shape[1], image_height=image.shape[0],
                              threshold=self.threshold)
@@ -90,16 +103,15 @@ class SignPipeline:
         """A sign counts when it is both found and named correctly."""
         return metrics['detector']['sign_ap50'] * metrics['sign_classifier']['top1']
 
-    def stages(self, image: BgrImage, infer: Infer) -> DetectionStages:
-        output = infer('detector', detector_input(image))[0]
-        yield
+    def stages(self, image: BgrImage) -> DetectionStages:
+        output = (yield Inference('detector', detector_input(image)))[0]
         peaks = decode_peaks(output, channels=(SIGN_CHANNEL,), image_width=image.shape[1],
                              image_height=image.shape[0], threshold=self.threshold,
                              max_peaks=self.max_signs)
         detections = []
         for p in peaks:
             crop = sign_crop(image, p.x, p.y, p.width, p.height)
-            probabilities = infer('sign_classifier', crop[None])[0]
+            probabilities = (yield Inference('sign_classifier', crop[None]))[0]
             class_id = int(np.argmax(probabilities))
             detections.append(Detection(
                 label=SIGN_CLASSES[class_id], class_id=class_id,

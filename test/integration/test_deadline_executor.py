@@ -134,21 +134,19 @@ def test_variants_downgrade_under_load_and_recover_after(overload: Overload,
     try:
         camera = Camera(ros_context, container, period_s=overload.deadline_ms / 2000)
         lowest = f'traffic_sign_{LOW_TASKS - 1}'
-        stats = container.scheduler.stats[lowest]
-        container.scheduler.take_windows()
-        spin_until(container.executor, lambda: stats.window_misses >= 5, timeout_s=180)
-        container.adapt()
-        assert container.variants()[lowest] == 'half'  # the lowest-priority task gives way
-        assert container.variants()['traffic_light'] == 'quarter'
+        # The container's 1 Hz adaptation timer reacts to the load on its own.
+        spin_until(container.executor, lambda: container.variants() != {
+            **dict.fromkeys(container.variants(), 'full'), 'traffic_light': 'quarter'},
+            timeout_s=120)
+        changed = {task: v for task, v in container.variants().items()
+                   if v != ('quarter' if task == 'traffic_light' else 'full')}
+        assert changed == {lowest: 'half'}  # first the lowest-priority task gives way
         node = next(n for n in container.nodes if n.task.name == lowest)
         assert node.get_parameter('variant').value == 'half'
-        camera.running = False  # the load step ends: calm windows follow
-        spin_until(container.executor, lambda: not any(
-            container.scheduler.lanes['cpu'].queued().values()))
-        for _ in range(10):
-            container.scheduler.take_windows()  # forget what was still in flight
-            container.adapt()
-        assert container.variants()[lowest] == 'full'
+        camera.running = False  # the load step ends: calm windows follow, variants recover
+        spin_until(container.executor,
+                   lambda: all(container.variants()[f'traffic_sign_{i}'] == 'full'
+                               for i in range(LOW_TASKS)), timeout_s=120)
     finally:
         container.destroy()
 
@@ -177,7 +175,9 @@ def test_diagnostics_and_miss_events_reach_another_node(
                                        for i in range(LOW_TASKS))}
     sign = statuses[f'edge_perception: {lowest}']
     values = {kv.key: kv.value for kv in sign.values}
-    assert sign.level == b'\x02'  # ERROR: misses far above 20 %
+    recent = float(values['recent_miss_ratio'])
+    assert recent >= 0.05  # starved by the overload
+    assert sign.level == (b'\x02' if recent >= 0.2 else b'\x01')  # ERROR / WARN
     assert sign.hardware_id == 'cpu'
     for key in ('period_ms', 'deadline_ms', 'lane', 'variant', 'jobs', 'misses', 'drops',
                 'miss_ratio', 'response_p50_ms', 'response_p99_ms', 'response_max_ms',

@@ -17,10 +17,9 @@ class FakeClock:
 
     def work(self, stage_ms: list[float], log: list[str] | None = None,
              name: str = '') -> Iterator[None]:
-        """Job stages that take ``stage_ms`` each; yields between stages."""
+        """Job stages that take ``stage_ms`` each (an empty preparation step first)."""
         for index, ms in enumerate(stage_ms):
-            if index:
-                yield
+            yield
             if log is not None:
                 log.append(f'{name}{index}')
             self.advance_ms(ms)

@@ -173,3 +173,70 @@ def test_stopping_drains_queued_jobs(clock: FakeClock) -> None:
     lane.drain()
     assert [o.dropped for o in recorder.outcomes] == ['aborted']
     assert len(lane) == 0
+
+
+class FakeRequest:
+    """A batchable request: 'runs' by advancing the clock by the batch's latency."""
+
+    def __init__(self, clock: FakeClock, key: str, value: int,
+                 latency_ms: dict[int, float]) -> None:
+        self.clock, self.key, self.value, self.latency_ms = clock, key, value, latency_ms
+        self.calls: list[int] = []
+
+    def batch_latency_ns(self, size: int) -> int | None:
+        ms = self.latency_ms.get(size)
+        return None if ms is None else round(ms * MS)
+
+    def run_together(self, others: list[FakeRequest]) -> list[int]:
+        self.calls.append(1 + len(others))
+        self.clock.advance_ms(self.latency_ms[1 + len(others)])
+        return [r.value * 10 for r in (self, *others)]
+
+
+def requesting(clock: FakeClock, key: str, value: int, results: list[int],
+               latency_ms: dict[int, float]) -> Iterator[object]:
+    output = yield FakeRequest(clock, key, value, latency_ms)
+    results.append(output)
+
+
+def test_jobs_waiting_for_the_same_model_run_as_one_batch(clock: FakeClock) -> None:
+    recorder, results = Recorder(), []
+    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, best_exec_ns=lambda _: 0,
+                max_batch=4)
+    latency = {1: 10, 2: 12, 3: 14}
+    for index, task in enumerate(('cam_a', 'cam_b', 'cam_c')):
+        lane.submit(job(clock, task, index, 100, requesting(clock, 'detector', index,
+                                                            results, latency)))
+    lane.submit(job(clock, 'other', 3, 100, requesting(clock, 'classifier', 9, results,
+                                                       latency)))
+    run_all(lane)
+    assert lane.batched_calls == 1
+    assert sorted(results) == [0, 10, 20, 90]  # every job got its own output back
+    assert {o.task: o.response_ns // MS for o in recorder.outcomes} == {
+        'cam_a': 14, 'cam_b': 14, 'cam_c': 14, 'other': 24}
+
+
+def test_packing_never_breaks_a_member_deadline(clock: FakeClock) -> None:
+    recorder, results = Recorder(), []
+    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, best_exec_ns=lambda _: 0,
+                max_batch=4)
+    latency = {1: 10, 2: 30}
+    lane.submit(job(clock, 'urgent', 0, 20, requesting(clock, 'detector', 1, results, latency)))
+    lane.submit(job(clock, 'relaxed', 1, 100, requesting(clock, 'detector', 2, results,
+                                                         latency)))
+    run_all(lane)
+    assert lane.batched_calls == 0  # a pair takes 30 ms: the urgent job would miss
+    assert [o.missed for o in recorder.outcomes] == [False, False]
+
+
+def test_batch_size_limit_is_respected(clock: FakeClock) -> None:
+    lane = Lane(name='gpu', clock=clock, on_outcome=Recorder(), best_exec_ns=lambda _: 0,
+                max_batch=1)
+    results: list[int] = []
+    latency = {1: 1, 2: 1}
+    for index in range(2):
+        lane.submit(job(clock, f't{index}', index, 100,
+                        requesting(clock, 'detector', index, results, latency)))
+    run_all(lane)
+    assert lane.batched_calls == 0
+    assert len(results) == 2
