@@ -218,7 +218,8 @@ def _add_bench_executors(sub: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument('--config', type=Path, default=default_config_path())
     parser.add_argument('--frames', type=int, default=150, help='frames per executor')
     parser.add_argument('--load', type=float, default=1.2, help='lane load factor')
-    parser.add_argument('--sign-tasks', type=int, default=3)
+    parser.add_argument('--sign-tasks', type=int, default=8,
+                        help='at most this many sign tasks to reach the load')
     parser.set_defaults(run=_bench_executors)
 
 

@@ -2,12 +2,13 @@
 
 The same workload runs through each executor in turn, in one run: the same models and the
 same recorded drive (a rosbag2 replayed with its original timing). The task set is built
-from this machine's measured stage times so that it loads the lanes to ``load`` times their
-capacity (1.2 by default): one urgent traffic-light task and several sign tasks (added by
-config alone) alternating over the two lanes, all with the camera period as period and
-deadline (ties in deadline go to the light task by name, so it has the highest priority on
-its lane). A frame counts as a miss for a task when its output arrives later than the task's
-deadline after the frame was sent, or never.
+from this machine's measured stage times: an urgent traffic-light task whose deadline (=
+period = camera period) leaves it 50 % margin over its own time plus one blocking sign
+stage, and sign tasks (added by config alone) alternating over the two lanes until each lane
+carries at least ``load`` times what it can serve (1.2 by default). All tasks share the
+deadline; the tie goes to the light task by name, so it has the highest priority on its
+lane. A frame counts as a miss for a task when its output arrives later than the deadline
+after the frame was sent, or never.
 """
 
 from __future__ import annotations
@@ -79,22 +80,28 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
     store = ModelStore(Manifest.load(base.model_dir), cache_dir=default_cache_dir())
     frame = busy_frame()
 
-    def cost_ms(task: str, variant: str) -> float:
+    def stages_ms(task: str) -> tuple[float, ...]:
         models = TaskModels(base.task(task), store, device='cpu', threads=1)
-        models.variant = variant
-        return sum(profile_stages(PIPELINES[base.task(task).pipeline](), models, frame)) / 1e6
+        models.variant = 'full'
+        pipeline = PIPELINES[base.task(task).pipeline]()
+        return tuple(ns / 1e6 for ns in profile_stages(pipeline, models, frame))
 
-    light_ms, sign_ms = cost_ms('traffic_light', 'half'), cost_ms('traffic_sign', 'full')
-    # Signs alternate over the lanes, so the urgent light task shares its lane with some.
-    sign_lanes = [('cpu', 'gpu')[i % 2] for i in range(sign_tasks)]
-    lanes = {'gpu': light_ms + sign_ms * sign_lanes.count('gpu'),
-             'cpu': sign_ms * sign_lanes.count('cpu')}
-    period_ms = max(lanes.values()) / load
+    light, sign = stages_ms('traffic_light'), stages_ms('traffic_sign')
+    # The light task must be able to make it: its own time plus one blocking sign stage,
+    # with 50 % margin. Sign tasks are added, alternating over the lanes, until both lanes
+    # carry at least ``load`` x what they can serve in one period.
+    period_ms = 1.5 * (sum(light) + max(sign))
+    lanes = {'gpu': sum(light), 'cpu': 0.0}
+    sign_lanes: list[str] = []
+    while min(lanes.values()) < load * period_ms and len(sign_lanes) < sign_tasks:
+        lane = min(lanes, key=lambda name: lanes[name])
+        lanes[lane] += sum(sign)
+        sign_lanes.append(lane)
     raw = yaml.safe_load(base.source.read_text())
     raw['model_dir'] = str(base.model_dir)
     lights, signs = raw['tasks']
     lights.update(period_ms=round(period_ms, 2), deadline_ms=round(period_ms, 2),
-                  variant='half', lane='gpu')
+                  variant='full', lane='gpu')
     raw['tasks'] = [lights] + [
         {**signs, 'name': f'traffic_sign_{i}', 'node': f'sign_recognizer_{i}', 'lane': lane,
          'period_ms': round(period_ms, 2), 'deadline_ms': round(period_ms, 2),
