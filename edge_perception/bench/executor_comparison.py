@@ -27,7 +27,7 @@ from edge_perception.core.config import PerceptionConfig, load_config
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
-from edge_perception.ros.demo import drive
+from edge_perception.ros.demo import drive, send_times
 from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
@@ -134,7 +134,8 @@ def run_one(name: str, workload: Workload) -> list[TaskRow]:
             rows.append(TaskRow(
                 executor=name, task=task_name, lane=result.task.lane,
                 deadline_ms=result.task.deadline_ms, frames=frames,
-                misses=result.misses(frames, workload.rate_hz), p50_ms=times.p50_ms,
+                misses=result.misses(send_times(collector, result.task.input_topic)),
+                p50_ms=times.p50_ms,
                 p99_ms=times.p99_ms,
                 schedulable=None if bound is None else bound.schedulable))
         return rows

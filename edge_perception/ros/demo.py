@@ -9,10 +9,10 @@ to detections received) and deadline misses per task.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +23,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from edge_perception.core.config import PerceptionConfig, TaskConfig
+from edge_perception.core.scheduler import PERIOD_TOLERANCE
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.ros.bags import (
     CAMERA_TOPICS,
@@ -73,16 +74,19 @@ class TaskResult:
     def received(self) -> int:
         return len(self.response_ns)
 
-    def expected(self, sent: int, rate_hz: float) -> int:
-        """Outputs due: one per frame, or one per period when the task is slower than the
-        camera (the scheduler skips frames inside a period)."""
-        frame_period_ms = 1000.0 / rate_hz
-        return math.ceil(sent * min(1.0, frame_period_ms / self.task.period_ms))
+    def expected(self, sent_ns: Sequence[int]) -> int:
+        """Outputs due for frames sent at ``sent_ns``: one per task period, by the same
+        release rule as the scheduler (frames inside the current period are skipped)."""
+        due, last = 0, None
+        for sent in sorted(sent_ns):
+            if last is None or sent - last >= self.task.period_ns * (1 - PERIOD_TOLERANCE):
+                due, last = due + 1, sent
+        return due
 
-    def misses(self, sent: int, rate_hz: float) -> int:
+    def misses(self, sent_ns: Sequence[int]) -> int:
         """Late outputs plus due outputs that never came."""
         late = sum(1 for r in self.response_ns if r > self.task.deadline_ns)
-        return late + max(0, self.expected(sent, rate_hz) - self.received)
+        return late + max(0, self.expected(sent_ns) - self.received)
 
 
 class DetectionCollector(Node):
@@ -183,12 +187,9 @@ def run_demo(config: PerceptionConfig, *, bag: Path | None, frames: int, rate_hz
         rclpy.try_shutdown(context=context)
 
 
-def camera_rate_hz(collector: DetectionCollector, topic: str) -> float:
-    """Frame rate of ``topic`` as replayed (from the send times)."""
-    times = sorted(sent for (t, _), sent in collector.sent.items() if t == topic)
-    if len(times) < 2:
-        return float('nan')
-    return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
+def send_times(collector: DetectionCollector, topic: str) -> list[int]:
+    """When each frame of ``topic`` was sent (wall clock, ns)."""
+    return [sent for (t, _), sent in collector.sent.items() if t == topic]
 
 
 def print_report(collector: DetectionCollector, out: TextIO) -> None:
@@ -199,14 +200,13 @@ def print_report(collector: DetectionCollector, out: TextIO) -> None:
     for result in collector.results.values():
         task = result.task
         sent = collector.frames[task.input_topic]
-        rate = camera_rate_hz(collector, task.input_topic)
         times = ResponseTimes.of(result.response_ns)
-        misses = result.misses(sent, rate) if sent > 1 else 0
+        misses = result.misses(send_times(collector, task.input_topic))
         print(f'{task.name:<14} {task.lane:<5} {task.deadline_ms:>7.0f}ms {sent:>7} '
               f'{result.received:>8} {misses:>7} {times.p50_ms:>8.1f} {times.p99_ms:>8.1f} '
               f'{result.counts.precision:>9.3f} {result.counts.recall:>7.3f}', file=out)
-    print('misses = outputs later than the deadline + outputs due (one per frame, or per '
-          'period for tasks slower than the camera) that never came', file=out)
+    print('misses = outputs later than the deadline + outputs due (one per task period) '
+          'that never came', file=out)
 
 
 def _print_scheduler(container: PerceptionContainer, out: TextIO) -> None:
