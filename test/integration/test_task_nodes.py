@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from builtin_interfaces.msg import Time
 from rclpy.context import Context
 from rclpy.executors import Executor
@@ -125,3 +126,14 @@ def test_variant_parameter_switches_models_live(ros_context: Context,
                                                      camera.outputs['traffic_light'][0])
     assert variant == 'half'
     assert light_node.get_parameter('variant').value == 'half'
+
+
+def test_executor_refuses_an_unknown_task(container: PerceptionContainer) -> None:
+    with pytest.raises(ValueError, match=r"unknown task 'lidar' \(known: \['traffic_light'"):
+        container.executor.assign(container.nodes[0].callback_group, task='lidar',
+                                  stages_for=container.nodes[0].job_stages)
+
+
+def test_adapt_needs_a_container_made_for_it(container: PerceptionContainer) -> None:
+    with pytest.raises(RuntimeError, match=r'adapt\(\) needs a container made with'):
+        container.adapt()

@@ -52,6 +52,8 @@ def test_bag_errors_name_the_bag(tmp_path: Path) -> None:
         write_synthetic_bag(tmp_path / 'b', frames=1)
     with pytest.raises(BagError, match=r"storage 'rosbag1' is not one of"):
         write_synthetic_bag(tmp_path / 'c', frames=1, storage='rosbag1')
+    with pytest.raises(BagError, match=r'cameras = 3 must be 1 or 2'):
+        write_synthetic_bag(tmp_path / 'd', frames=1, cameras=3)
 
 
 def test_replay_through_the_container_detects_and_reports(

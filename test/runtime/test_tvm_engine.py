@@ -192,3 +192,8 @@ def test_cached_library_loads_fast_enough_for_node_start(store: ModelStore) -> N
     before = library.stat().st_mtime_ns
     TvmEngine(library, device='cpu', input_shape=(1, 3, 240, 320))
     assert library.stat().st_mtime_ns == before  # loaded, not rebuilt
+
+
+def test_unknown_device_is_refused() -> None:
+    with pytest.raises(ModelLoadError, match=r"unknown device 'tpu' \(use cpu or cuda\)"):
+        CompileTarget('tpu').spec()

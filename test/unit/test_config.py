@@ -69,6 +69,11 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
     (with_task(node=None), r"tasks\[0\] \(lights\) is missing required key 'node'"),
     ({**VALID, 'lanes': {'npu': {'device': 'cpu'}}}, r"lanes = 'npu' is unknown"),
     ({**VALID, 'lanes': {'cpu': {'threads': 0}}}, r'lanes.cpu.threads = 0 must be an integer'),
+    ({**VALID, 'lanes': {'cpu': {'rt_priority': 120}}},
+     r'lanes.cpu.rt_priority = 120 must be an integer in \[1, 99\]'),
+    ({**VALID, 'lanes': {'cpu': {'max_batch': 0}}},
+     r'lanes.cpu.max_batch = 0 must be an integer in \[1, 16\]'),
+    ({**VALID, 'lanes': {'cpu': {'cpus': [-1]}}}, r'lanes.cpu.cpus = \[-1\] must be a list'),
     ({**VALID, 'tasks': VALID['tasks'] * 2}, r"use name 'lights' more than once"),
     ([1, 2], r'top level must be a mapping'),
 ])

@@ -240,3 +240,9 @@ def test_batch_size_limit_is_respected(clock: FakeClock) -> None:
     run_all(lane)
     assert lane.batched_calls == 0
     assert len(results) == 2
+
+
+def test_max_batch_must_be_positive(clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match=r'lane cpu: max_batch must be >= 1, got 0'):
+        Lane(name='cpu', clock=clock, on_outcome=Recorder(), best_exec_ns=lambda _: 0,
+             max_batch=0)
