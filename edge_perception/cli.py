@@ -202,13 +202,16 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _bench_executors(args: argparse.Namespace) -> int:
     import tempfile
 
-    from edge_perception.bench.executor_comparison import compare, format_report
+    from edge_perception.bench.executor_comparison import compare, format_report, plot
     from edge_perception.core.config import load_config
 
     with tempfile.TemporaryDirectory() as scratch:
         workload, rows = compare(load_config(args.config), Path(scratch), frames=args.frames,
                                  load=args.load, sign_tasks=args.sign_tasks)
     print(format_report(workload, rows))
+    if args.plot is not None:
+        plot(workload, rows, args.plot)
+        print(f'plot: {args.plot}')
     return 0
 
 
@@ -220,6 +223,7 @@ def _add_bench_executors(sub: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument('--load', type=float, default=1.2, help='lane load factor')
     parser.add_argument('--sign-tasks', type=int, default=8,
                         help='at most this many sign tasks to reach the load')
+    parser.add_argument('--plot', type=Path, default=None, help='write a PNG figure here')
     parser.set_defaults(run=_bench_executors)
 
 

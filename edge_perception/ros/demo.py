@@ -74,19 +74,19 @@ class TaskResult:
     def received(self) -> int:
         return len(self.response_ns)
 
-    def expected(self, sent_ns: Sequence[int]) -> int:
-        """Outputs due for frames sent at ``sent_ns``: one per task period, by the same
-        release rule as the scheduler (frames inside the current period are skipped)."""
+    def expected(self, stamps_ns: Sequence[int]) -> int:
+        """Outputs due for frames stamped ``stamps_ns`` (the recorded schedule, not the
+        jittery send times): one per task period, by the scheduler's own release rule."""
         due, last = 0, None
-        for sent in sorted(sent_ns):
-            if last is None or sent - last >= self.task.period_ns * (1 - PERIOD_TOLERANCE):
-                due, last = due + 1, sent
+        for stamp in sorted(stamps_ns):
+            if last is None or stamp - last >= self.task.period_ns * (1 - PERIOD_TOLERANCE):
+                due, last = due + 1, stamp
         return due
 
-    def misses(self, sent_ns: Sequence[int]) -> int:
+    def misses(self, stamps_ns: Sequence[int]) -> int:
         """Late outputs plus due outputs that never came."""
         late = sum(1 for r in self.response_ns if r > self.task.deadline_ns)
-        return late + max(0, self.expected(sent_ns) - self.received)
+        return late + max(0, self.expected(stamps_ns) - self.received)
 
 
 class DetectionCollector(Node):
@@ -187,9 +187,9 @@ def run_demo(config: PerceptionConfig, *, bag: Path | None, frames: int, rate_hz
         rclpy.try_shutdown(context=context)
 
 
-def send_times(collector: DetectionCollector, topic: str) -> list[int]:
-    """When each frame of ``topic`` was sent (wall clock, ns)."""
-    return [sent for (t, _), sent in collector.sent.items() if t == topic]
+def frame_stamps(collector: DetectionCollector, topic: str) -> list[int]:
+    """Header stamps of the frames sent on ``topic``."""
+    return [stamp for (t, stamp) in collector.sent if t == topic]
 
 
 def print_report(collector: DetectionCollector, out: TextIO) -> None:
@@ -201,7 +201,7 @@ def print_report(collector: DetectionCollector, out: TextIO) -> None:
         task = result.task
         sent = collector.frames[task.input_topic]
         times = ResponseTimes.of(result.response_ns)
-        misses = result.misses(send_times(collector, task.input_topic))
+        misses = result.misses(frame_stamps(collector, task.input_topic))
         print(f'{task.name:<14} {task.lane:<5} {task.deadline_ms:>7.0f}ms {sent:>7} '
               f'{result.received:>8} {misses:>7} {times.p50_ms:>8.1f} {times.p99_ms:>8.1f} '
               f'{result.counts.precision:>9.3f} {result.counts.recall:>7.3f}', file=out)
