@@ -87,7 +87,7 @@ class TaskModels:
         self._variant = variant
 
     def __call__(self, model: str, inputs: Array) -> Array:
-        """Run ``model`` at the current variant (an ``Infer`` for run_stages)."""
+        """Run ``model`` at the current variant (an ``Infer``: profiling, evaluation)."""
         return self.run(model, self._variant, inputs)
 
     def run(self, model: str, variant: str, inputs: Array) -> Array:

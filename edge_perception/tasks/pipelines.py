@@ -3,9 +3,8 @@
 A pipeline never holds a model. ``stages`` is a generator that yields an
 :class:`Inference` request for each model call and receives its output: the caller decides
 where and when it runs (a lane, in priority order, maybe batched with other jobs' requests),
-and a more urgent job can run between two requests. :func:`run_stages` runs one pipeline to
-completion with an ``infer`` function. New task instances need only config; a new kind of
-task adds a pipeline class here.
+and a more urgent job can run between two requests. New task instances need only config; a
+new kind of task adds a pipeline class here.
 """
 
 from __future__ import annotations
@@ -36,16 +35,6 @@ class Inference:
 
 
 DetectionStages = Generator[Inference, Array, list[Detection]]
-
-
-def run_stages(stages: DetectionStages, infer: Infer) -> list[Detection]:
-    """Run a pipeline to completion, answering its requests with ``infer``."""
-    try:
-        request = next(stages)
-        while True:
-            request = stages.send(infer(request.model, request.inputs))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 class TaskPipeline(Protocol):
