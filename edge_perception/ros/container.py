@@ -40,7 +40,7 @@ from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
 from edge_perception.ros.message_adapter import message_adapter, time_from_ns
 from edge_perception.ros.task_node import PerceptionTaskNode
-from edge_perception.runtime.manifest import Manifest
+from edge_perception.runtime.manifest import Manifest, ModelLoadError
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available, default_cache_dir
 from edge_perception.tasks.pipelines import BgrImage, Infer, TaskPipeline
@@ -78,15 +78,21 @@ class PerceptionContainer:
         self.lane_devices = {lane.name: self._device(lane.name, lane.device)
                              for lane in config.lanes}
         lanes = {lane.name: lane for lane in config.lanes}
-        self.nodes = [
-            PerceptionTaskNode(
-                task=task,
-                models=TaskModels(task, self.store, device=self.lane_devices[task.lane],
-                                  threads=lanes[task.lane].threads,
-                                  batch_sizes=range(1, lanes[task.lane].max_batch + 1)),
-                adapter=self.adapter, context=context)
-            for task in config.tasks
-        ]
+        # A task whose models cannot be loaded is reported (ERROR on /diagnostics) and left
+        # out; the other tasks run.
+        self.failures: dict[str, str] = {}
+        self.nodes = []
+        for task in config.tasks:
+            try:
+                models = TaskModels(task, self.store, device=self.lane_devices[task.lane],
+                                    threads=lanes[task.lane].threads,
+                                    batch_sizes=range(1, lanes[task.lane].max_batch + 1))
+            except ModelLoadError as err:
+                self.failures[task.name] = str(err)
+                self.log.error(f'task {task.name} disabled: {err}')
+                continue
+            self.nodes.append(PerceptionTaskNode(task=task, models=models,
+                                                 adapter=self.adapter, context=context))
         self._by_task = {node.task.name: node for node in self.nodes}
         self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
                                            on_outcome=self._on_outcome)
@@ -184,10 +190,12 @@ class PerceptionContainer:
         header = Header(stamp=time_from_ns(time.time_ns()))
         self.diagnostics.publish(diagnostics_message(
             self.scheduler, header=header, variants=self.variants(),
-            task_extras=self._task_extras))
+            task_extras=self._task_extras, failures=self.failures))
 
     def _task_extras(self, task: str) -> dict[str, str]:
-        node = self._by_task[task]
+        node = self._by_task.get(task)
+        if node is None:
+            return {}
         return {'frames_received': str(node.frames_received),
                 'frames_published': str(node.frames_published),
                 'bad_frames': str(sum(node.bad_frames.values())),

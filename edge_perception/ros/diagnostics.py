@@ -27,10 +27,12 @@ def _fmt(value: float) -> str:
 
 def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
                         variants: Mapping[str, str],
-                        task_extras: Callable[[str], dict[str, str]]) -> DiagnosticArray:
+                        task_extras: Callable[[str], dict[str, str]],
+                        failures: Mapping[str, str]) -> DiagnosticArray:
     """Build the array from the scheduler's current statistics.
 
-    ``task_extras(task)`` adds node-side values (bad frames per reason, ...).
+    ``task_extras(task)`` adds node-side values (bad frames per reason, ...); ``failures``
+    maps tasks that could not start to the reason (reported as ERROR).
     """
     bounds: dict[str, ResponseBound] = scheduler.analysis()
     statuses = []
@@ -39,7 +41,9 @@ def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
         times = stats.response_times()
         ratio = stats.recent_miss_ratio
         bound = bounds.get(name)
-        if ratio >= ERROR_MISS_RATIO:
+        if name in failures:
+            level, message = DiagnosticStatus.ERROR, f'disabled: {failures[name]}'
+        elif ratio >= ERROR_MISS_RATIO:
             level, message = DiagnosticStatus.ERROR, f'missing deadlines ({ratio:.0%} recent)'
         elif ratio >= WARN_MISS_RATIO:
             level, message = DiagnosticStatus.WARN, f'missing deadlines ({ratio:.0%} recent)'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,18 @@ class Manifest:
         return entry.variants[variant]
 
     def path(self, model: str, variant: str) -> Path:
-        return self.root / self.variant(model, variant).file
+        """The variant's file; refused when the manifest points outside its directory or the
+        file's folder is world-writable (anyone could swap the model)."""
+        root = self.root.resolve()
+        path = (root / self.variant(model, variant).file).resolve()
+        if not path.is_relative_to(root):
+            raise ModelLoadError(f'{self.root / MANIFEST_NAME}: {model}/{variant} file {path} '
+                                 f'is outside the model directory {root}')
+        for folder in {root, path.parent}:
+            if folder.exists() and folder.stat().st_mode & stat.S_IWOTH:
+                raise ModelLoadError(f'Model directory {folder} is world-writable; refusing to '
+                                     f'load {model}/{variant} from it (chmod o-w {folder})')
+        return path
 
     def with_variant(
         self, model: str, template: ModelEntry, variant: str, entry: VariantEntry

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
+from edge_perception.core.config import load_config
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.ros.container import PerceptionContainer
@@ -26,18 +30,20 @@ from .conftest import spin_until
 class Camera:
     """A test node that publishes frames and collects both output topics."""
 
-    def __init__(self, context: Context, executor: Executor) -> None:
+    def __init__(self, context: Context, executor: Executor, *,
+                 topics: dict[str, str] | None = None, subscribers: int = 2) -> None:
         self.executor = executor
         self.node = Node('test_camera', context=context)
         executor.add_node(self.node)
         self.publisher = self.node.create_publisher(Image, '/camera/image_raw', 10)
-        self.outputs: dict[str, list[Any]] = {'traffic_light': [], 'traffic_sign': []}
+        topics = topics or {'traffic_light': '/perception/traffic_lights',
+                            'traffic_sign': '/perception/traffic_signs'}
+        self.outputs: dict[str, list[Any]] = {kind: [] for kind in topics}
         adapter = StandardAdapter()
-        for kind, topic in (('traffic_light', '/perception/traffic_lights'),
-                            ('traffic_sign', '/perception/traffic_signs')):
+        for kind, topic in topics.items():
             self.node.create_subscription(adapter.detections_type(kind), topic,
                                           self.outputs[kind].append, 10)
-        spin_until(executor, lambda: self.publisher.get_subscription_count() >= 2)
+        spin_until(executor, lambda: self.publisher.get_subscription_count() >= subscribers)
 
     def publish(self, image: Image) -> None:
         self.publisher.publish(image)
@@ -137,3 +143,37 @@ def test_executor_refuses_an_unknown_task(container: PerceptionContainer) -> Non
 def test_adapt_needs_a_container_made_for_it(container: PerceptionContainer) -> None:
     with pytest.raises(RuntimeError, match=r'adapt\(\) needs a container made with'):
         container.adapt()
+
+
+def test_a_task_with_a_tampered_model_is_isolated(repo_root: Path, tmp_path: Path,
+                                                  ros_context: Context) -> None:
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo)
+    tampered = zoo / 'sign_classifier' / 'half.onnx'
+    tampered.write_bytes(tampered.read_bytes()[:-1] + b'\x01')
+    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
+    raw['model_dir'] = str(zoo)
+    config_path = tmp_path / 'config.yaml'
+    config_path.write_text(yaml.safe_dump(raw))
+    container = PerceptionContainer(load_config(config_path), context=ros_context,
+                                    select_variants=False, adapt_variants=False)
+    try:
+        assert [n.task.name for n in container.nodes] == ['traffic_light']
+        assert 'does not match its manifest SHA-256' in container.failures['traffic_sign']
+        listener = Node('listener', context=ros_context)
+        arrays: list[DiagnosticArray] = []
+        listener.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+        container.executor.add_node(listener)
+        camera = Camera(ros_context, container.executor, topics={
+            'traffic_light': '/perception/traffic_lights'}, subscribers=1)
+        camera.publish(image_msg(frame_with('red'), sec=9))
+        camera.wait_for(1)  # the healthy task still works
+        container.publish_diagnostics()
+        spin_until(container.executor, lambda: bool(arrays))
+        statuses = {s.name: s for s in arrays[-1].status}
+        sign = statuses['edge_perception: traffic_sign']
+        assert sign.level == b'\x02'
+        assert 'disabled' in sign.message
+        assert statuses['edge_perception: traffic_light'].level == b'\x00'
+    finally:
+        container.destroy()

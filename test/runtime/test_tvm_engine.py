@@ -197,3 +197,20 @@ def test_cached_library_loads_fast_enough_for_node_start(store: ModelStore) -> N
 def test_unknown_device_is_refused() -> None:
     with pytest.raises(ModelLoadError, match=r"unknown device 'tpu' \(use cpu or cuda\)"):
         CompileTarget('tpu').spec()
+
+
+def test_manifest_paths_cannot_escape_the_model_directory(zoo_copy: Path) -> None:
+    manifest = Manifest.load(zoo_copy)
+    entry = manifest.variant('detector', 'half')
+    escaped = manifest.with_variant('detector', manifest.models['detector'], 'half',
+                                    type(entry)('../../etc/passwd', entry.sha256, 0.5, 1))
+    with pytest.raises(ModelLoadError, match=r'is outside the model directory'):
+        escaped.path('detector', 'half')
+
+
+def test_world_writable_model_directory_is_refused(zoo_copy: Path, tmp_path: Path) -> None:
+    (zoo_copy / 'detector').chmod(0o777)
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    with pytest.raises(ModelLoadError, match=r'detector is world-writable; refusing to load'):
+        store.engine('detector', 'quarter')
+    store.engine('sign_classifier', 'quarter')  # the other models still load
