@@ -20,7 +20,7 @@ from edge_perception.core.config import load_config
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.ros.container import PerceptionContainer
-from edge_perception.ros.image_conversion import encode_bgr8
+from edge_perception.ros.image_conversion import decode_image, encode_bgr8
 from edge_perception.ros.message_adapter import StandardAdapter
 from edge_perception.tasks.detector_decoding import box_iou
 
@@ -177,3 +177,26 @@ def test_a_task_with_a_tampered_model_is_isolated(repo_root: Path, tmp_path: Pat
         assert statuses['edge_perception: traffic_light'].level == b'\x00'
     finally:
         container.destroy()
+
+
+def test_debug_images_show_the_detections(ros_context: Context,
+                                          container: PerceptionContainer) -> None:
+    light_node = container.nodes[0]
+    assert light_node.set_parameters([Parameter('publish_debug_image', value=True)])[0].successful
+    camera = Camera(ros_context, container.executor)
+    debug: list[Image] = []
+    camera.node.create_subscription(Image, '/perception/traffic_lights/debug_image',
+                                    debug.append, 10)
+    spin_until(container.executor,
+               lambda: light_node.debug_publisher.get_subscription_count() > 0)
+    frame = frame_with('green')
+    camera.publish(image_msg(frame, sec=12))
+    spin_until(container.executor, lambda: bool(debug))
+    annotated = decode_image(debug[0])
+    assert (debug[0].header.stamp.sec, debug[0].header.frame_id) == (12, 'camera_front')
+    assert annotated.shape == frame.image.shape
+    light = next(o for o in frame.objects if o.label == 'green')
+    x, y = round(light.x), round(light.y)
+    box_edge = annotated[max(0, y - 3): y + 3, max(0, x - 3): x + round(light.width) + 3]
+    assert (box_edge != frame.image[max(0, y - 3): y + 3,
+                                    max(0, x - 3): x + round(light.width) + 3]).any()
