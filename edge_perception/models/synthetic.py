@@ -9,6 +9,7 @@ Pure numpy/OpenCV: the synthetic bag writer uses it at run time without torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -54,18 +55,13 @@ def generate_frame(split: str, index: int) -> Frame:
     image = _background(rng)
     taken: list[tuple[int, int, int, int]] = []
     objects: list[SceneObject] = []
-    for _ in range(int(rng.integers(0, 3))):
-        box = _free_box(rng, taken, aspect=2.5, min_h=20, max_h=70)
-        if box is not None:
-            state = LIGHT_STATES[int(rng.integers(len(LIGHT_STATES)))]
-            _draw_light(image, rng, box, state)
-            objects.append(SceneObject('light', state, *map(float, box)))
-    for _ in range(int(rng.integers(0, 3))):
-        box = _free_box(rng, taken, aspect=1.0, min_h=16, max_h=52)
-        if box is not None:
-            label = SIGN_CLASSES[int(rng.integers(len(SIGN_CLASSES)))]
-            _draw_sign(image, rng, box, label)
-            objects.append(SceneObject('sign', label, *map(float, box)))
+    for kind, labels, draw, aspect, min_h, max_h in _OBJECT_KINDS:
+        for _ in range(int(rng.integers(0, 3))):
+            box = _free_box(rng, taken, aspect=aspect, min_h=min_h, max_h=max_h)
+            if box is not None:
+                label = labels[int(rng.integers(len(labels)))]
+                draw(image, rng, box, label)
+                objects.append(SceneObject(kind, label, *map(float, box)))
     for box in taken:
         if rng.random() < 0.2:
             _occlude(image, rng, box)
@@ -183,6 +179,13 @@ def _draw_sign(image: Image, rng: np.random.Generator, box: tuple[int, ...], lab
     image[y : y + h, x : x + w] = np.clip(alpha * small + (1 - alpha) * region, 0, 255).astype(
         np.uint8
     )
+
+
+# Per object kind: labels, drawing function, height/width aspect and height range (px).
+_OBJECT_KINDS: tuple[tuple[str, tuple[str, ...], Callable[..., None], float, int, int], ...] = (
+    ('light', LIGHT_STATES, _draw_light, 2.5, 20, 70),
+    ('sign', SIGN_CLASSES, _draw_sign, 1.0, 16, 52),
+)
 
 
 def _occlude(image: Image, rng: np.random.Generator, box: tuple[int, int, int, int]) -> None:
