@@ -30,7 +30,7 @@ from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
 from edge_perception.ros.demo import drive, frame_stamps
 from edge_perception.runtime.manifest import Manifest
-from edge_perception.runtime.task_models import TaskModels
+from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
 from edge_perception.tasks.pipelines import PIPELINES
 
@@ -83,7 +83,7 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
     frame = busy_frame()
 
     def stages_ms(task: str) -> tuple[float, ...]:
-        models = TaskModels(base.task(task), store, device='cpu', threads=1)
+        models = TaskModels(base.task(task), store, lanes=cpu_placements(base))
         models.variant = 'full'
         pipeline = PIPELINES[base.task(task).pipeline]()
         return tuple(ns / 1e6 for ns in profile_stages(pipeline, models, frame))

@@ -23,8 +23,9 @@ _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks'})
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
-    'variant', 'input_topic', 'output_topic',
+    'variant', 'input_topic', 'output_topic', 'stages',
 })
+MAX_STAGES = 8
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,9 @@ class TaskConfig:
 
     ``variants`` are ordered from most accurate to fastest; ``variant`` is the one to start with.
     Every model of the task exists in every variant as ``<model_dir>/<model>/<variant>.onnx``.
+    ``stages`` names the lane of each stage when every model is split into ``len(stages)``
+    sub-models (chosen from profiled times): ``[cpu, cpu]`` shortens blocking on one lane,
+    ``[cpu, gpu]`` pipelines consecutive frames over two lanes. Default: one stage on ``lane``.
     """
 
     name: str
@@ -63,6 +67,11 @@ class TaskConfig:
     variant: str
     input_topic: str
     output_topic: str
+    stages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            object.__setattr__(self, 'stages', (self.lane,))
 
     @property
     def period_ns(self) -> int:
@@ -191,18 +200,27 @@ def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskCo
         )
     variants = reader.names(get('variants'), f'{where}.variants')
     variant = reader.choice(get('variant'), f'{where}.variant', variants)
+    lane = reader.choice(get('lane'), f'{where}.lane', lanes)
+    stages = entry.get('stages', [lane])
+    if not isinstance(stages, list) or not 1 <= len(stages) <= MAX_STAGES:
+        raise reader.fail(f'{where}.stages',
+                          f'= {stages!r} must be a list of 1 to {MAX_STAGES} lane names')
+    if stages[0] != lane:
+        raise reader.fail(f'{where}.stages', f'= {stages!r} must start on the task lane {lane!r}')
     return TaskConfig(
         name=name,
         node=reader.text(get('node'), f'{where}.node'),
         pipeline=reader.choice(get('pipeline'), f'{where}.pipeline', sorted(PIPELINES)),
         period_ms=period_ms,
         deadline_ms=deadline_ms,
-        lane=reader.choice(get('lane'), f'{where}.lane', lanes),
+        lane=lane,
         models=reader.names(get('models'), f'{where}.models'),
         variants=variants,
         variant=variant,
         input_topic=reader.topic(get('input_topic'), f'{where}.input_topic'),
         output_topic=reader.topic(get('output_topic'), f'{where}.output_topic'),
+        stages=tuple(reader.choice(stage, f'{where}.stages[{i}]', lanes)
+                     for i, stage in enumerate(stages)),
     )
 
 

@@ -29,6 +29,11 @@ class Request(Protocol):
     @property
     def key(self) -> Hashable: ...
 
+    @property
+    def lane(self) -> str | None:
+        """The lane that must run it (a pipelined stage), or None: the job's current lane."""
+        ...
+
     def batch_latency_ns(self, size: int) -> int | None:
         """Measured latency of a batch of ``size`` such requests (None: not available)."""
         ...

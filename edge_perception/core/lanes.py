@@ -13,7 +13,9 @@ higher-priority job waits at most one stage of a lower-priority one. Overload po
 * a stage that raises ends its job as 'failed'; the lane carries on;
 * packing (``max_batch`` > 1): when the job to run next waits for a request that other ready
   jobs wait for too (same model, variant and device), they run as one batch if its measured
-  latency meets every member's deadline.
+  latency meets every member's deadline;
+* pipelining: a job whose next request names another lane moves to that lane's queue (its
+  priority unchanged), so stage k of one frame overlaps stage k+1 of the previous one.
 
 :meth:`Lane.run_next` does one step synchronously (unit tests drive it with a fake clock);
 :class:`LaneWorker` runs it on a thread.
@@ -38,7 +40,8 @@ class Lane:
 
     def __init__(self, *, name: str, clock: Clock, on_outcome: OutcomeListener,
                  best_exec_ns: Callable[[str], int], queue_limit: int = 1,
-                 max_batch: int = 1) -> None:
+                 max_batch: int = 1,
+                 hand_over: Callable[[str, Job], None] | None = None) -> None:
         if queue_limit < 1:
             raise ValueError(f'lane {name}: queue_limit must be >= 1, got {queue_limit}')
         if max_batch < 1:
@@ -49,6 +52,7 @@ class Lane:
         self._best_exec_ns = best_exec_ns
         self._queue_limit = queue_limit
         self._max_batch = max_batch
+        self._hand_over = hand_over
         self._ready: list[tuple[tuple[int, int, int], Job]] = []
         self._waiting: Counter[str] = Counter()  # not-yet-started jobs per task
         self._lock = threading.Lock()
@@ -113,11 +117,23 @@ class Lane:
             member.stage_ns.append(end - now)
             member.stages_run += 1
             if state == 'more':
-                with self._lock:
-                    heapq.heappush(self._ready, (member.sort_key(), member))
+                self._requeue(member)
             else:
                 self._finish(member, dropped=None if state == 'done' else 'failed')
         return True
+
+    def _requeue(self, job: Job) -> None:
+        target = getattr(job.pending, 'lane', None)
+        if target is not None and target != self.name and self._hand_over is not None:
+            self._hand_over(target, job)
+            return
+        self.accept(job)
+
+    def accept(self, job: Job) -> None:
+        """Queue a started job (one handed over by another lane, or this lane's own)."""
+        with self._lock:
+            heapq.heappush(self._ready, (job.sort_key(), job))
+            self.changed.notify()
 
     def _run_step(self, members: list[Job]) -> list[str]:
         """The leader's pending request (with the members' packed in), then each member's

@@ -59,7 +59,7 @@ class DeadlineScheduler:
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
                             best_exec_ns=self.best_exec_ns, queue_limit=queue_limit,
-                            max_batch=lane.max_batch)
+                            max_batch=lane.max_batch, hand_over=self._hand_over)
             for lane in config.lanes
         }
         self._workers: list[LaneWorker] = []
@@ -85,6 +85,9 @@ class DeadlineScheduler:
                   deadline_ns=now + config.deadline_ns, stages=stages)
         self.lanes[config.lane].submit(job)
         return job
+
+    def _hand_over(self, lane: str, job: Job) -> None:
+        self.lanes[lane].accept(job)
 
     def _record(self, outcome: JobOutcome) -> None:
         with self._stats_lock:

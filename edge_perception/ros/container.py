@@ -41,7 +41,7 @@ from edge_perception.ros.diagnostics import diagnostics_message
 from edge_perception.ros.message_adapter import message_adapter, time_from_ns
 from edge_perception.ros.task_node import PerceptionTaskNode
 from edge_perception.runtime.manifest import Manifest, ModelLoadError
-from edge_perception.runtime.task_models import TaskModels
+from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available, default_cache_dir
 from edge_perception.tasks.pipelines import BgrImage, Infer, TaskPipeline
 
@@ -78,14 +78,15 @@ class PerceptionContainer:
         self.lane_devices = {lane.name: self._device(lane.name, lane.device)
                              for lane in config.lanes}
         lanes = {lane.name: lane for lane in config.lanes}
+        placements = {name: Placement(self.lane_devices[name], lane.threads)
+                      for name, lane in lanes.items()}
         # A task whose models cannot be loaded is reported (ERROR on /diagnostics) and left
         # out; the other tasks run.
         self.failures: dict[str, str] = {}
         self.nodes = []
         for task in config.tasks:
             try:
-                models = TaskModels(task, self.store, device=self.lane_devices[task.lane],
-                                    threads=lanes[task.lane].threads,
+                models = TaskModels(task, self.store, lanes=placements,
                                     batch_sizes=range(1, lanes[task.lane].max_batch + 1))
             except ModelLoadError as err:
                 self.failures[task.name] = str(err)

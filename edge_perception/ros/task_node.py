@@ -115,7 +115,7 @@ class PerceptionTaskNode(Node):
         try:
             request = next(stages)
             while True:
-                output = yield self.models.request(request)
+                output = yield from self.models.requests(request)
                 request = stages.send(output)
         except StopIteration as done:
             detections = done.value

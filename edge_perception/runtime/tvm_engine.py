@@ -10,11 +10,13 @@ native code: a corrupted or swapped file is refused instead of being loaded.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,13 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
+from edge_perception.runtime.model_split import (
+    Part,
+    cut_tensors,
+    shape_of,
+    sub_model,
+    with_static_input,
+)
 
 # Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
 TUNING_DIR = 'tuning'
@@ -136,19 +145,27 @@ def _read_sidecar(library: Path) -> str:
         raise ModelLoadError(f'Cannot read SHA-256 record of {library}: {err}') from None
 
 
-def _lowered(onnx_path: Path, input_shape: tuple[int, ...], tvm_target: Any) -> Any:
-    """ONNX -> Relax at a static shape, decomposed and legalised to TIR.
-
-    Tuning and building both start from this module, so the tuned workloads match exactly.
-    """
+def read_onnx(onnx_path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(onnx_path))
         onnx.checker.check_model(model)
     except Exception as err:
         raise ModelLoadError(f'Cannot read ONNX model {onnx_path}: {err}') from None
+    return model
+
+
+def _lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: Any) -> Any:
+    """ONNX -> Relax at a static shape, decomposed and legalised to TIR.
+
+    Tuning and building both start from this module, so the tuned workloads match exactly
+    (a sub-model's workloads are the whole model's: one database serves both).
+    """
     input_name = model.graph.input[0].name
-    mod = from_onnx(model, shape_dict={input_name: list(input_shape)},
-                    keep_params_in_input=False)
+    with warnings.catch_warnings():
+        # ONNX tensor names like '/stem/Relu_output_0' are renamed for Relax: harmless.
+        warnings.filterwarnings('ignore', message='Renaming name', category=UserWarning)
+        mod = from_onnx(model, shape_dict={input_name: list(input_shape)},
+                        keep_params_in_input=False)
     with tvm_target:
         return tvm.transform.Sequential([
             relax.transform.DecomposeOpsForInference(),
@@ -165,7 +182,7 @@ def tuning_records(database: Path) -> int:
     return sum(1 for line in records.read_text(encoding='utf-8').splitlines() if line.strip())
 
 
-def tune_onnx(onnx_path: Path, database: Path, *, input_shape: tuple[int, ...],
+def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
               target: CompileTarget, trials: int, on_trials: Callable[[int], None],
               seed: int = 0) -> int:
     """MetaSchedule-tune every TIR function; records accumulate in ``database`` (resumable).
@@ -183,7 +200,7 @@ def tune_onnx(onnx_path: Path, database: Path, *, input_shape: tuple[int, ...],
             on_trials(len(runner_results))
 
     tvm_target = tvm.target.Target(target.spec())
-    mod = _lowered(onnx_path, input_shape, tvm_target)
+    mod = _lowered(model, input_shape, tvm_target)
     database.mkdir(parents=True, exist_ok=True)
     tasks = len(ms.relax_integration.extract_tasks(mod, tvm_target))
     with tvm_target:
@@ -198,14 +215,14 @@ def tune_onnx(onnx_path: Path, database: Path, *, input_shape: tuple[int, ...],
     return tuning_records(database)
 
 
-def compile_onnx(onnx_path: Path, library: Path, *, input_shape: tuple[int, ...],
+def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[int, ...],
                  target: CompileTarget, database: Path | None = None) -> None:
-    """Import ``onnx_path`` at a static ``input_shape``, compile for ``target``, export.
+    """Import ``model`` at a static ``input_shape``, compile for ``target``, export.
 
     With a tuning ``database``, every TIR function found there gets its tuned schedule.
     """
     tvm_target = tvm.target.Target(target.spec())
-    mod = _lowered(onnx_path, input_shape, tvm_target)
+    mod = _lowered(model, input_shape, tvm_target)
     if database is not None:
         with tvm_target:
             mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
@@ -238,7 +255,8 @@ class ModelStore:
         self.manifest = manifest
         self.cache_dir = cache_dir
         self.use_tuning = use_tuning  # False: ignore the databases (benchmarks compare both)
-        self._engines: dict[tuple[str, str, int, str, int, str], TvmEngine] = {}
+        self._engines: dict[tuple[str, str, int, str, int, str, Part | None], TvmEngine] = {}
+        self._static: dict[tuple[str, str, int], onnx.ModelProto] = {}
         self._lock = threading.Lock()
 
     def tuning_database(self, model: str, variant: str, *, batch: int,
@@ -249,44 +267,73 @@ class ModelStore:
                 / f'{model}-{variant}-b{batch}-{digest}')
 
     def library_path(self, model: str, variant: str, *, batch: int,
-                     target: CompileTarget) -> Path:
-        """Cache path keyed by model hash, target, TVM version, batch and tuning records."""
+                     target: CompileTarget, part: Part | None = None) -> Path:
+        """Cache path keyed by model hash, target, TVM version, batch, tuning records and,
+        for a sub-model, its cut tensors."""
         entry = self.manifest.variant(model, variant)
         records = (self.tuning_database(model, variant, batch=batch, target=target)
                    / 'database_tuning_record.json')
         tuned = (file_sha256(records) if self.is_tuned(model, variant, batch=batch, target=target)
                  else 'untuned')
         key = hashlib.sha256(
-            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{batch}|{tuned}'.encode()
+            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{batch}|{tuned}|{part}'
+            .encode()
         ).hexdigest()[:20]
-        return self.cache_dir / f'{model}-{variant}-b{batch}-{key}.so'
+        name = f'{model}-{variant}-b{batch}' + ('' if part is None else '-part')
+        return self.cache_dir / f'{name}-{key}.so'
 
     def is_tuned(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> bool:
         """Whether builds apply a tuning database (one exists and use_tuning is on)."""
         database = self.tuning_database(model, variant, batch=batch, target=target)
         return self.use_tuning and tuning_records(database) > 0
 
-    def build(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> Path:
-        """Compile unless a cached library exists; returns the library path."""
+    def verified_onnx(self, model: str, variant: str) -> onnx.ModelProto:
+        """The manifest's ONNX file, refused unless present and matching its SHA-256."""
         entry = self.manifest.variant(model, variant)
         onnx_path = self.manifest.path(model, variant)
         if not onnx_path.is_file():
             raise ModelLoadError(f'Model file {onnx_path} is missing')
         if file_sha256(onnx_path) != entry.sha256:
             raise ModelLoadError(f'Model file {onnx_path} does not match its manifest SHA-256')
-        library = self.library_path(model, variant, batch=batch, target=target)
+        return read_onnx(onnx_path)
+
+    def static_onnx(self, model: str, variant: str, batch: int) -> onnx.ModelProto:
+        """The verified model at a static batch, every tensor's shape inferred (cached)."""
+        key = (model, variant, batch)
+        if key not in self._static:
+            self._static[key] = with_static_input(self.verified_onnx(model, variant),
+                                                  self.input_shape(model, batch))
+        return self._static[key]
+
+    def cut_points(self, model: str, variant: str) -> list[str]:
+        """Tensors at which the model can be split into chained sub-models."""
+        return cut_tensors(self.static_onnx(model, variant, 1))
+
+    def parts(self, model: str, variant: str, cuts: Sequence[str]) -> list[Part]:
+        """The sub-models between consecutive ``cuts`` (from the model input to its output)."""
+        graph = self.static_onnx(model, variant, 1).graph
+        bounds = [graph.input[0].name, *cuts, graph.output[0].name]
+        return list(itertools.pairwise(bounds))
+
+    def build(self, model: str, variant: str, *, batch: int, target: CompileTarget,
+              part: Part | None = None) -> Path:
+        """Compile unless a cached library exists; returns the library path."""
+        onnx_model = self.verified_onnx(model, variant)
+        library = self.library_path(model, variant, batch=batch, target=target, part=part)
         if not library.exists():
+            if part is not None:
+                onnx_model = sub_model(self.static_onnx(model, variant, batch), *part)
             database = self.tuning_database(model, variant, batch=batch, target=target)
             tuned = self.is_tuned(model, variant, batch=batch, target=target)
-            compile_onnx(onnx_path, library, input_shape=self.input_shape(model, batch),
+            compile_onnx(onnx_model, library,
+                         input_shape=self.part_input_shape(model, variant, batch, part),
                          target=target, database=database if tuned else None)
         return library
 
     def tune(self, model: str, variant: str, *, batch: int, target: CompileTarget,
              trials: int, on_trials: Callable[[int], None]) -> int:
         """Add ``trials`` MetaSchedule trials to the committed database; returns its records."""
-        self.build(model, variant, batch=batch, target=target)  # verifies the ONNX file first
-        return tune_onnx(self.manifest.path(model, variant),
+        return tune_onnx(self.verified_onnx(model, variant),
                          self.tuning_database(model, variant, batch=batch, target=target),
                          input_shape=self.input_shape(model, batch), target=target,
                          trials=trials, on_trials=on_trials)
@@ -295,23 +342,32 @@ class ModelStore:
         shape = self.manifest.models[model].input_shape
         return (batch, *shape[1:])
 
+    def part_input_shape(self, model: str, variant: str, batch: int,
+                         part: Part | None) -> tuple[int, ...]:
+        if part is None:
+            return self.input_shape(model, batch)
+        return shape_of(self.static_onnx(model, variant, batch), part[0])
+
     def loaded(self, model: str, variant: str, *, batch: int, device: str, threads: int,
-               lane: str) -> TvmEngine | None:
+               lane: str, part: Part | None = None) -> TvmEngine | None:
         """The engine if it is already loaded (never compiles)."""
         with self._lock:
-            return self._engines.get((model, variant, batch, device, threads, lane))
+            return self._engines.get((model, variant, batch, device, threads, lane, part))
 
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
-               threads: int = 1, lane: str = 'main') -> TvmEngine:
+               threads: int = 1, lane: str = 'main', part: Part | None = None) -> TvmEngine:
         """The loaded module for ``lane``: a Relax VM is not thread-safe, so each lane (one
-        thread each) gets its own VM, while the compiled library is shared."""
-        key = (model, variant, batch, device, threads, lane)
+        thread each) gets its own VM, while the compiled library is shared. ``part``
+        selects a sub-model (see :meth:`parts`)."""
+        key = (model, variant, batch, device, threads, lane, part)
         with self._lock:
             if key not in self._engines:
                 target = CompileTarget(device=device, num_cores=threads)
-                library = self.build(model, variant, batch=batch, target=target)
+                library = self.build(model, variant, batch=batch, target=target, part=part)
                 engine = TvmEngine(library, device=device,
-                                   input_shape=self.input_shape(model, batch), threads=threads)
+                                   input_shape=self.part_input_shape(model, variant, batch,
+                                                                     part),
+                                   threads=threads)
                 for _ in range(3):  # warm-up, and a first latency estimate for packing
                     engine.run(np.zeros(engine.input_shape, np.float32))
                 self._engines[key] = engine

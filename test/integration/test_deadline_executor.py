@@ -25,7 +25,7 @@ from edge_perception.ros.container import (
 )
 from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.runtime.manifest import Manifest
-from edge_perception.runtime.task_models import TaskModels
+from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
 from edge_perception.tasks.pipelines import PIPELINES
 
@@ -54,7 +54,7 @@ def overload_config(repo_root: Path, tmp_path: Path) -> Overload:
     frame = busy_frame()
 
     def stages_ms(task: str, variant: str) -> tuple[float, ...]:
-        models = TaskModels(config.task(task), store, device='cpu', threads=1)
+        models = TaskModels(config.task(task), store, lanes=cpu_placements(config))
         models.variant = variant
         pipeline = PIPELINES[config.task(task).pipeline]()
         return tuple(ns / 1e6 for ns in profile_stages(pipeline, models, frame))

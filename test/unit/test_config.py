@@ -53,6 +53,12 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
     assert task.variants == ('full', 'half')
     assert config.model_path('detector', 'half') == tmp_path / 'zoo' / 'detector' / 'half.onnx'
     assert config.lanes[0].cpus == (0,)
+    assert task.stages == ('gpu',)  # default: one stage on the task's lane
+
+
+def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, with_task(stages=['gpu', 'cpu', 'gpu'])))
+    assert config.task('lights').stages == ('gpu', 'cpu', 'gpu')
 
 
 @pytest.mark.parametrize(('raw', 'match'), [
@@ -75,6 +81,9 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
      r'lanes.cpu.max_batch = 0 must be an integer in \[1, 16\]'),
     ({**VALID, 'lanes': {'cpu': {'cpus': [-1]}}}, r'lanes.cpu.cpus = \[-1\] must be a list'),
     ({**VALID, 'tasks': VALID['tasks'] * 2}, r"use name 'lights' more than once"),
+    (with_task(stages='gpu'), r"stages = 'gpu' must be a list of 1 to 8 lane names"),
+    (with_task(stages=['gpu', 'npu']), r"stages\[1\] = 'npu' is unknown"),
+    (with_task(stages=['cpu', 'gpu']), r"stages = \['cpu', 'gpu'\] must start on the task lane"),
     ([1, 2], r'top level must be a mapping'),
 ])
 def test_bad_entries_are_named(tmp_path: Path, raw: Any, match: str) -> None:

@@ -179,8 +179,9 @@ class FakeRequest:
     """A batchable request: 'runs' by advancing the clock by the batch's latency."""
 
     def __init__(self, clock: FakeClock, key: str, value: int,
-                 latency_ms: dict[int, float]) -> None:
+                 latency_ms: dict[int, float], lane: str | None = None) -> None:
         self.clock, self.key, self.value, self.latency_ms = clock, key, value, latency_ms
+        self.lane = lane
         self.calls: list[int] = []
 
     def batch_latency_ns(self, size: int) -> int | None:
@@ -246,3 +247,27 @@ def test_max_batch_must_be_positive(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match=r'lane cpu: max_batch must be >= 1, got 0'):
         Lane(name='cpu', clock=clock, on_outcome=Recorder(), best_exec_ns=lambda _: 0,
              max_batch=0)
+
+
+def test_a_stage_for_another_lane_moves_the_job_there(clock: FakeClock) -> None:
+    recorder, results = Recorder(), []
+    lanes: dict[str, Lane] = {}
+    for name in ('cpu', 'gpu'):
+        lanes[name] = Lane(name=name, clock=clock, on_outcome=recorder,
+                           best_exec_ns=lambda task: 0,
+                           hand_over=lambda lane, job: lanes[lane].accept(job))
+
+    def pipelined(value: int) -> Iterator[object]:
+        first = yield FakeRequest(clock, 'front', value, {1: 5}, lane='cpu')
+        results.append((yield FakeRequest(clock, 'back', first, {1: 5}, lane='gpu')))
+
+    lanes['cpu'].submit(job(clock, 'frame1', 0, 500, pipelined(1)))
+    lanes['cpu'].submit(job(clock, 'frame2', 1, 500, pipelined(2)))
+    assert lanes['cpu'].run_next()  # frame1's front half, then it moves on
+    assert (len(lanes['cpu']), len(lanes['gpu'])) == (1, 1)
+    assert lanes['gpu'].run_next()  # frame1's back half: the cpu lane is free for frame2
+    assert lanes['cpu'].run_next()
+    assert (len(lanes['cpu']), len(lanes['gpu'])) == (0, 1)
+    assert lanes['gpu'].run_next()
+    assert results == [100, 200]
+    assert [(o.task, o.dropped) for o in recorder.outcomes] == [('frame1', None), ('frame2', None)]
