@@ -144,25 +144,45 @@ def _add_build_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=_build_models)
 
 
-def _bench_models(args: argparse.Namespace) -> int:
-    from edge_perception.bench.model_latency import format_rows, measure
-    from edge_perception.runtime.tvm_engine import ModelStore
+def _bench(args: argparse.Namespace) -> int:
+    from edge_perception.bench.report import run
+    from edge_perception.core.config import load_config
 
-    store = _model_store(args.zoo)
-    untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
-    rows = measure(store, untuned, batches=args.batch, threads=args.threads,
-                   repeats=args.repeats)
-    print(format_rows(rows))
+    report = run(load_config(args.config), args.out, mode=args.mode,
+                 sections=tuple(args.only))
+    print(f'report: {report} (figures beside it)')
     return 0
 
 
-def _add_bench_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser('bench-models', help='TVM vs onnxruntime latency per variant')
-    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
-    parser.add_argument('--batch', type=int, nargs='+', default=[1, 4])
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
-    parser.add_argument('--repeats', type=int, default=30)
-    parser.set_defaults(run=_bench_models)
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from edge_perception.bench.report import SECTIONS
+
+    parser = sub.add_parser(
+        'bench', help='every benchmark in one run: Markdown report + PNG figures')
+    parser.add_argument('--config', type=Path, default=default_config_path())
+    parser.add_argument('--mode', choices=['quick', 'full'], default='quick',
+                        help='quick: CI-sized (minutes); full: the real run')
+    parser.add_argument('--only', nargs='+', choices=SECTIONS, default=list(SECTIONS),
+                        help='run these benchmarks only')
+    parser.add_argument('--out', type=Path, default=Path('bench_output'),
+                        help='folder for report.md and the figures')
+    parser.set_defaults(run=_bench)
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from edge_perception.ros.monitor_node import run_monitor
+
+    return run_monitor(duration_s=args.duration, snapshot_dir=args.snapshot)
+
+
+def _add_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        'monitor', help='live deadline view of a running container (/diagnostics, 2 Hz)')
+    parser.add_argument('--duration', type=float, default=None,
+                        help='stop after this many seconds (default: until Ctrl-C)')
+    parser.add_argument('--snapshot', type=Path, default=None, metavar='DIR',
+                        help='at the end, save the view (SVG) and the rqt widget (PNG) here')
+    parser.set_defaults(run=_monitor)
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -197,34 +217,6 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--trials', type=int, default=128,
                         help='trial budget per model variant and batch; reruns add to it')
     parser.set_defaults(run=_tune)
-
-
-def _bench_executors(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from edge_perception.bench.executor_comparison import compare, format_report, plot
-    from edge_perception.core.config import load_config
-
-    with tempfile.TemporaryDirectory() as scratch:
-        workload, rows = compare(load_config(args.config), Path(scratch), frames=args.frames,
-                                 load=args.load, sign_tasks=args.sign_tasks)
-    print(format_report(workload, rows))
-    if args.plot is not None:
-        plot(workload, rows, args.plot)
-        print(f'plot: {args.plot}')
-    return 0
-
-
-def _add_bench_executors(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        'bench-executors', help='deadline misses: DeadlineExecutor vs rclpy executors')
-    parser.add_argument('--config', type=Path, default=default_config_path())
-    parser.add_argument('--frames', type=int, default=150, help='frames per executor')
-    parser.add_argument('--load', type=float, default=1.2, help='lane load factor')
-    parser.add_argument('--sign-tasks', type=int, default=8,
-                        help='at most this many sign tasks to reach the load')
-    parser.add_argument('--plot', type=Path, default=None, help='write a PNG figure here')
-    parser.set_defaults(run=_bench_executors)
 
 
 def _synth_bag(args: argparse.Namespace) -> int:
@@ -290,9 +282,9 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_launch,
     _add_demo,
     _add_build_models,
-    _add_bench_models,
+    _add_bench,
+    _add_monitor,
     _add_tune,
-    _add_bench_executors,
     _add_synth_bag,
     _add_replay,
 )

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -94,3 +95,32 @@ def format_rows(rows: Sequence[LatencyRow]) -> str:
                      f'{r.ort_p50_ms:>5.2f} / {r.ort_p99_ms:<5.2f} {r.ratio:>7.1f}x '
                      f'{r.untuned_p50_ms / r.ort_p50_ms:>10.1f}x')
     return '\n'.join(lines)
+
+
+def plot(rows: Sequence[LatencyRow], path: Path) -> None:
+    """Median latency per model variant (batch 1, 1 thread): TVM tuned, untuned, onnxruntime."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    chosen = [r for r in rows if r.batch == 1 and r.threads == 1] or list(rows)
+    names = [f'{r.model}\n{r.variant} b{r.batch} t{r.threads}' for r in chosen]
+    x = np.arange(len(chosen))
+    figure, axis = plt.subplots(figsize=(max(6.0, len(chosen) * 1.2), 4))
+    for offset, (label, values) in enumerate((
+            ('TVM tuned', [r.tvm_p50_ms for r in chosen]),
+            ('TVM untuned', [r.untuned_p50_ms for r in chosen]),
+            ('onnxruntime', [r.ort_p50_ms for r in chosen]))):
+        axis.bar(x + (offset - 1) * 0.27, values, 0.27, label=label)
+    for index, r in enumerate(chosen):
+        axis.annotate(f'{r.ratio:.1f}x', (index - 0.27, r.tvm_p50_ms), ha='center',
+                      va='bottom', fontsize=7)
+    axis.set_xticks(x, names, fontsize=7)
+    axis.set_yscale('log')
+    axis.set_ylabel('median latency (ms)')
+    axis.set_title('TVM vs onnxruntime (label: tuned TVM / onnxruntime)')
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

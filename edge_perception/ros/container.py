@@ -38,14 +38,17 @@ from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
-from edge_perception.ros.message_adapter import message_adapter, time_from_ns
+from edge_perception.ros.message_adapter import (
+    DEADLINE_MISS_TOPIC,
+    message_adapter,
+    time_from_ns,
+)
 from edge_perception.ros.task_node import PerceptionTaskNode
 from edge_perception.runtime.manifest import Manifest, ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available, default_cache_dir
 from edge_perception.tasks.pipelines import BgrImage, Infer, TaskPipeline
 
-DEADLINE_MISS_TOPIC = '/edge_perception/deadline_misses'
 PROFILE_RUNS = 3
 
 

@@ -31,6 +31,8 @@ from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.tasks.detections import Detection
 
 OUTPUT_KINDS = ('traffic_light', 'traffic_sign')
+MISS_PREFIX = 'edge_perception: '
+DEADLINE_MISS_TOPIC = '/edge_perception/deadline_misses'
 # Marker colours (RGBA) per label, so RViz shows lights in their own colour.
 _LABEL_COLOURS = {'red': (1.0, 0.0, 0.0), 'yellow': (1.0, 0.8, 0.0), 'green': (0.0, 1.0, 0.0)}
 
@@ -52,10 +54,17 @@ class MessageAdapter(Protocol):
 
     def deadline_miss(self, event: DeadlineMissEvent) -> Any: ...
 
+    def read_deadline_miss(self, msg: Any) -> DeadlineMissEvent: ...
+
 
 def _check_kind(kind: str) -> None:
     if kind not in OUTPUT_KINDS:
         raise ValueError(f'unknown output kind {kind!r} (known: {list(OUTPUT_KINDS)})')
+
+
+def _ns(stamp: Any) -> int:
+    """Nanoseconds of a builtin_interfaces Time or Duration."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def time_from_ns(stamp_ns: int) -> Time:
@@ -126,13 +135,31 @@ class StandardAdapter:
         }
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN,
-            name=f'edge_perception: {event.task}',
+            name=f'{MISS_PREFIX}{event.task}',
             message='deadline miss (dropped)' if event.dropped else 'deadline miss (late)',
             hardware_id=event.lane,
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
         return DiagnosticArray(header=Header(stamp=time_from_ns(event.release_ns)),
                                status=[status])
+
+    def read_deadline_miss(self, msg: Any) -> DeadlineMissEvent:
+        if len(msg.status) != 1 or not msg.status[0].name.startswith(MISS_PREFIX):
+            raise ValueError('not a deadline-miss DiagnosticArray: needs one status named '
+                             f'{MISS_PREFIX!r}<task>')
+        status = msg.status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        try:
+            return DeadlineMissEvent(
+                task=status.name[len(MISS_PREFIX):], lane=status.hardware_id,
+                variant=values['variant'], job_id=int(values['job_id']),
+                release_ns=_ns(msg.header.stamp),
+                deadline_ns=round(float(values['deadline_ms']) * 1e6),
+                response_time_ns=round(float(values['response_time_ms']) * 1e6),
+                dropped=values['dropped'] == 'true')
+        except (KeyError, ValueError) as err:
+            raise ValueError(f'deadline-miss status {status.name!r} has a bad value: '
+                             f'{err}') from None
 
 
 class GeneratedAdapter:
@@ -193,6 +220,12 @@ class GeneratedAdapter:
             response_time=duration_from_ns(event.response_time_ns),
             dropped=event.dropped,
         )
+
+    def read_deadline_miss(self, msg: Any) -> DeadlineMissEvent:
+        return DeadlineMissEvent(
+            task=msg.task, lane=msg.lane, variant=msg.variant, job_id=msg.job_id,
+            release_ns=_ns(msg.header.stamp), deadline_ns=_ns(msg.deadline),
+            response_time_ns=_ns(msg.response_time), dropped=msg.dropped)
 
 
 def message_adapter(*, prefer_generated: bool = True) -> MessageAdapter:

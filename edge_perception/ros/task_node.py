@@ -111,14 +111,7 @@ class PerceptionTaskNode(Node):
     def _work(self, image: BgrImage, header: Header) -> Stages:
         """The job: each model request goes to the lane (bound to the current variant)."""
         variant = self.models.variant
-        stages = self.pipeline.stages(image)
-        try:
-            request = next(stages)
-            while True:
-                output = yield from self.models.requests(request)
-                request = stages.send(output)
-        except StopIteration as done:
-            detections = done.value
+        detections = yield from self.models.drive(self.pipeline.stages(image))
         self.publisher.publish(self.adapter.detections(
             self.pipeline.output_kind, header, variant, detections))
         self.frames_published += 1

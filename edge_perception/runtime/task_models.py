@@ -16,7 +16,8 @@ from edge_perception.core.partitioning import balanced_cuts, stage_times
 from edge_perception.runtime.engine import InferenceEngine
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.model_split import Part
-from edge_perception.tasks.pipelines import Array, Inference
+from edge_perception.tasks.detections import Detection
+from edge_perception.tasks.pipelines import Array, DetectionStages, Inference
 
 PROFILE_RUNS = 15
 
@@ -173,6 +174,17 @@ class TaskModels:
         for stage in self.stages[inference.model, variant]:
             data = yield ModelRequest(self, inference.model, variant, data, stage)
         return data
+
+    def drive(self, stages: DetectionStages) -> Generator[ModelRequest, Array, list[Detection]]:
+        """A pipeline's stages as lane work: each of its inferences becomes this task's
+        requests; returns the pipeline's detections."""
+        try:
+            inference = next(stages)
+            while True:
+                inference = stages.send((yield from self.requests(inference)))
+        except StopIteration as done:
+            detections: list[Detection] = done.value
+            return detections
 
 
 def _profile(engine: InferenceEngine) -> int:

@@ -37,6 +37,10 @@ from edge_perception.runtime.model_split import (
     with_static_input,
 )
 
+# Convolution layouts (data, kernel) for CPU targets. Part of every cache key and tuning
+# database name: a different layout means different TIR workloads.
+CPU_CONV_LAYOUT = {'relax.nn.conv2d': ['NHWC', 'OHWI']}
+LOWERING = 'nhwc'
 # Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
 TUNING_DIR = 'tuning'
 
@@ -82,11 +86,11 @@ class CompileTarget:
         return json.dumps(self.spec(), sort_keys=True)
 
     def tag(self) -> str:
-        """Folder name for this target's tuning databases, e.g. 'llvm-znver5-c1'."""
+        """Folder name for this target's tuning databases, e.g. 'llvm-znver5-c1-nhwc'."""
         if self.device == 'cuda':
             arch = tvm.cuda(0).compute_version if cuda_available() else 'unknown'
             return f'cuda-sm{arch.replace(".", "")}'
-        return f'llvm-{host_cpu()}-c{self.num_cores}'
+        return f'llvm-{host_cpu()}-c{self.num_cores}-{LOWERING}'
 
 
 class TvmEngine:
@@ -155,7 +159,8 @@ def read_onnx(onnx_path: Path) -> onnx.ModelProto:
 
 
 def _lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: Any) -> Any:
-    """ONNX -> Relax at a static shape, decomposed and legalised to TIR.
+    """ONNX -> Relax at a static shape, convolutions in the target's layout, decomposed and
+    legalised to TIR.
 
     Tuning and building both start from this module, so the tuned workloads match exactly
     (a sub-model's workloads are the whole model's: one database serves both).
@@ -166,12 +171,13 @@ def _lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: A
         warnings.filterwarnings('ignore', message='Renaming name', category=UserWarning)
         mod = from_onnx(model, shape_dict={input_name: list(input_shape)},
                         keep_params_in_input=False)
+    passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
+    if tvm_target.kind.name == 'llvm':
+        # Channels-last lets MetaSchedule vectorise over channels: on the detector's heaviest
+        # conv, 48 trials reached 0.69 ms in NHWC against 3.5 ms in NCHW.
+        passes.append(relax.transform.ConvertLayout(CPU_CONV_LAYOUT))
     with tvm_target:
-        return tvm.transform.Sequential([
-            relax.transform.DecomposeOpsForInference(),
-            relax.transform.CanonicalizeBindings(),
-            relax.pipeline.zero_pipeline(),
-        ])(mod)
+        return tvm.transform.Sequential([*passes, relax.pipeline.zero_pipeline()])(mod)
 
 
 def tuning_records(database: Path) -> int:
@@ -276,7 +282,8 @@ class ModelStore:
         tuned = (file_sha256(records) if self.is_tuned(model, variant, batch=batch, target=target)
                  else 'untuned')
         key = hashlib.sha256(
-            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{batch}|{tuned}|{part}'
+            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{LOWERING}|{batch}|{tuned}'
+            f'|{part}'
             .encode()
         ).hexdigest()[:20]
         name = f'{model}-{variant}-b{batch}' + ('' if part is None else '-part')

@@ -73,6 +73,20 @@ def test_deadline_miss_follows_diagnostic_conventions() -> None:
         'job_id': '42', 'variant': 'half', 'deadline_ms': '200.000',
         'response_time_ms': '250.500', 'dropped': 'false'}
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (5, 123)
+    assert StandardAdapter().read_deadline_miss(msg) == event
+
+
+def test_a_foreign_diagnostic_array_is_no_deadline_miss() -> None:
+    event = DeadlineMissEvent(task='t', lane='cpu', variant='full', job_id=1, release_ns=0,
+                              deadline_ns=1, response_time_ns=2, dropped=True)
+    msg = StandardAdapter().deadline_miss(event)
+    msg.status[0].name = 'camera: fps'
+    with pytest.raises(ValueError, match='not a deadline-miss DiagnosticArray'):
+        StandardAdapter().read_deadline_miss(msg)
+    msg.status[0].name = 'edge_perception: t'
+    msg.status[0].values = []
+    with pytest.raises(ValueError, match="status 'edge_perception: t' has a bad value"):
+        StandardAdapter().read_deadline_miss(msg)
 
 
 def test_detections_survive_a_trip_through_dds(ros_context: Context,

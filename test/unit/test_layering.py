@@ -1,4 +1,4 @@
-"""core/, tasks/ and runtime/ (except tvm_engine) must import neither rclpy nor tvm."""
+"""core/, tasks/, monitor/ and runtime/ (except tvm_engine) must import neither rclpy nor tvm."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PURE_PACKAGES = ('core', 'tasks', 'runtime')
+PURE_PACKAGES = ('core', 'tasks', 'runtime', 'monitor')
 
 
 def pure_modules(repo_root: Path) -> list[str]:

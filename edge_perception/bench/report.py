@@ -1,0 +1,154 @@
+"""``edge-perception bench``: every benchmark of the project in one run, as a Markdown report
+with PNG figures. Each figure compares things measured side by side in this run, on this
+machine (its description heads the report); nothing is copied from earlier runs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from edge_perception.core.config import PerceptionConfig
+
+SECTIONS = ('models', 'batch', 'throughput', 'executors')
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How much of each benchmark to run: ``quick`` fits CI, ``full`` is the real run."""
+
+    model_batches: tuple[int, ...]
+    model_threads: tuple[int, ...]
+    model_repeats: int
+    batch_sizes: tuple[int, ...]
+    batch_repeats: int
+    streams: tuple[int, ...]
+    stream_seconds: float
+    executor_frames: int
+
+    @classmethod
+    def named(cls, mode: str) -> BenchSettings:
+        if mode == 'quick':
+            return cls((1,), (1,), 10, (1, 2, 4), 5, (1, 2), 2.0, 60)
+        if mode == 'full':
+            return cls((1, 4), (1, 2), 50, (1, 2, 4, 8), 20, (1, 2, 3, 4), 10.0, 300)
+        raise ValueError(f'unknown bench mode {mode!r} (choose quick or full)')
+
+
+def machine() -> str:
+    """One line on what ran the benchmarks."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from edge_perception.runtime.tvm_engine import cuda_available, host_cpu
+
+    versions = ', '.join(f'{name} {metadata.version(name)}'
+                         for name in ('apache-tvm', 'onnxruntime', 'numpy'))
+    gpu = 'CUDA device present' if cuda_available() else 'no GPU'
+    return (f'{cpu} (LLVM mcpu {host_cpu()}), {len(os.sched_getaffinity(0))} cores usable, '
+            f'{gpu}; Python {sys.version.split()[0]}, {versions}')
+
+
+def run(config: PerceptionConfig, out_dir: Path, *, mode: str,
+        sections: tuple[str, ...] = SECTIONS,
+        say: Callable[[str], None] = print) -> Path:
+    """Run ``sections`` and write ``out_dir/report.md`` with its figures; returns the path."""
+    settings = BenchSettings.named(mode)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    parts = [f'# edge_perception benchmark report ({mode})', '',
+             f'Machine: {machine()}', '',
+             'Every table and figure below was measured in this one run.', '']
+    for section in sections:
+        say(f'== {section}')
+        parts.extend(_SECTIONS[section](config, out_dir, settings, say))
+        parts.append('')
+    parts.append(f'Total benchmark time: {time.monotonic() - started:.0f} s.')
+    report = out_dir / 'report.md'
+    report.write_text('\n'.join(parts) + '\n', encoding='utf-8')
+    return report
+
+
+def _block(text: str) -> list[str]:
+    return ['```', text, '```']
+
+
+def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
+            say: Callable[[str], None]) -> list[str]:
+    from edge_perception.bench import model_latency
+    from edge_perception.runtime.manifest import Manifest
+    from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+
+    store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
+    untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
+    rows = model_latency.measure(store, untuned, batches=settings.model_batches,
+                                 threads=settings.model_threads,
+                                 repeats=settings.model_repeats)
+    table = model_latency.format_rows(rows)
+    say(table)
+    model_latency.plot(rows, out_dir / 'model_latency.png')
+    return ['## TVM vs onnxruntime, per model and variant', *_block(table), '',
+            '![TVM vs onnxruntime](model_latency.png)']
+
+
+def _batch(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
+           say: Callable[[str], None]) -> list[str]:
+    from edge_perception.bench import batch_size
+    from edge_perception.runtime.manifest import Manifest
+    from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+
+    store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
+    curves = batch_size.measure(
+        store, models=[('detector', 'full'), ('detector', 'quarter'),
+                       ('sign_classifier', 'full')],
+        batches=settings.batch_sizes, repeats=settings.batch_repeats)
+    light = config.tasks[0]
+    fps = 1000.0 / light.period_ms
+    table = batch_size.format_curves(curves, fps=fps, deadline_ms=light.deadline_ms)
+    say(table)
+    batch_size.plot(curves, out_dir / 'batch_latency.png')
+    return ['## Latency vs batch size (Kum et al. frame-budget rule)', *_block(table), '',
+            '![latency vs batch size](batch_latency.png)']
+
+
+def _throughput(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
+                say: Callable[[str], None]) -> list[str]:
+    from edge_perception.bench import throughput
+
+    rows = throughput.measure(config.model_dir, streams=settings.streams,
+                              seconds=settings.stream_seconds, progress=say)
+    table = throughput.format_rows(rows)
+    say(table)
+    throughput.plot(rows, out_dir / 'throughput.png')
+    return ['## Multi-stream throughput: one lane vs two lanes (detector full)',
+            *_block(table), '', '![FPS vs streams](throughput.png)']
+
+
+def _executors(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
+               say: Callable[[str], None]) -> list[str]:
+    from edge_perception.bench import executor_comparison
+
+    with tempfile.TemporaryDirectory() as scratch:
+        workload, rows = executor_comparison.compare(
+            config, Path(scratch), frames=settings.executor_frames, load=1.2, sign_tasks=8)
+    table = executor_comparison.format_report(workload, rows)
+    say(table)
+    executor_comparison.plot(workload, rows, out_dir / 'executors.png')
+    return ['## Deadline misses: DeadlineExecutor vs the stock rclpy executors',
+            *_block(table), '', '![response-time CDFs](executors.png)']
+
+
+_SECTIONS = {'models': _models, 'batch': _batch, 'throughput': _throughput,
+             'executors': _executors}
