@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
-        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}', ['package.xml', 'plugin.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/msg', glob('msg/*.msg')),
@@ -20,6 +20,11 @@ setup(
         *[
             (f'share/{PACKAGE}/{model_dir.rstrip("/")}', glob(f'{model_dir}*.onnx'))
             for model_dir in sorted(glob('model_zoo/*/'))
+        ],
+        # Committed MetaSchedule databases: installed builds reuse them, never tune.
+        *[
+            (f'share/{PACKAGE}/{database.rstrip("/")}', glob(f'{database}*.json'))
+            for database in sorted(glob('model_zoo/tuning/*/*/'))
         ],
     ],
     # ROS 2 provides rclpy & co. on real installs; the venv set-up installs them from
