@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_perception.core.config import ConfigError, default_config_path
+from edge_perception.monitor.timeline import TimelineError
 from edge_perception.ros.bag_errors import BagError
 from edge_perception.runtime.manifest import ModelLoadError
 
@@ -185,6 +186,34 @@ def _add_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     parser.set_defaults(run=_monitor)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from edge_perception.core.config import load_config
+    from edge_perception.monitor.timeline import plot_report, read_log, summary
+
+    if args.source.is_dir():
+        from edge_perception.ros.bag_timelines import bag_timelines
+
+        timelines = bag_timelines(args.source, load_config(args.config))
+    else:
+        timelines = read_log(args.source)
+    print(summary(timelines))
+    for path in plot_report(timelines, args.out):
+        print(f'plot: {path}')
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        'report', help='plots of a finished run: response-time CDFs and miss timelines')
+    parser.add_argument('source', type=Path, metavar='BAG_OR_LOG',
+                        help='a rosbag2 recorded during a replay, or a demo run log (.jsonl)')
+    parser.add_argument('--config', type=Path, default=default_config_path(),
+                        help='tasks of the run (for a bag: output topics and deadlines)')
+    parser.add_argument('--out', type=Path, default=Path('report_output'),
+                        help='folder for the PNG figures')
+    parser.set_defaults(run=_report)
+
+
 def _tune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -284,6 +313,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_build_models,
     _add_bench,
     _add_monitor,
+    _add_report,
     _add_tune,
     _add_synth_bag,
     _add_replay,
@@ -302,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ConfigError, ModelLoadError, BagError) as err:
+    except (ConfigError, ModelLoadError, BagError, TimelineError) as err:
         print(f'edge-perception {args.command}: {err}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

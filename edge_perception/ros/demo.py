@@ -25,6 +25,7 @@ from rclpy.node import Node
 from edge_perception.core.config import PerceptionConfig, TaskConfig
 from edge_perception.core.scheduler import PERIOD_TOLERANCE
 from edge_perception.core.statistics import ResponseTimes
+from edge_perception.monitor.timeline import Sample, TaskTimeline, write_log
 from edge_perception.ros.bags import (
     CAMERA_TOPICS,
     GROUND_TRUTH_TOPICS,
@@ -42,6 +43,7 @@ from edge_perception.tasks.pipelines import PIPELINES
 # After the last frame, wait this long for outputs still in flight before reporting.
 DRAIN_S = 3.0
 DEMO_BAG = Path('demo_output') / 'demo_drive'
+RUN_LOG = Path('demo_output') / 'demo_run.jsonl'
 _TRUTH_KIND = {'traffic_light': 'light', 'traffic_sign': 'sign'}
 
 Truth = dict[int, dict[str, list[Detection]]]  # stamp -> kind -> boxes
@@ -67,6 +69,7 @@ def load_truth(bag: Path) -> Truth:
 class TaskResult:
     task: TaskConfig
     response_ns: list[int] = field(default_factory=list)
+    output_stamps: list[int] = field(default_factory=list)  # frame stamp of each response
     counts: MatchCounts = field(default_factory=MatchCounts)
     scored: int = 0
 
@@ -74,14 +77,17 @@ class TaskResult:
     def received(self) -> int:
         return len(self.response_ns)
 
-    def expected(self, stamps_ns: Sequence[int]) -> int:
-        """Outputs due for frames stamped ``stamps_ns`` (the recorded schedule, not the
+    def due(self, stamps_ns: Sequence[int]) -> list[int]:
+        """The frames of ``stamps_ns`` that owe an output (the recorded schedule, not the
         jittery send times): one per task period, by the scheduler's own release rule."""
-        due, last = 0, None
+        due: list[int] = []
         for stamp in sorted(stamps_ns):
-            if last is None or stamp - last >= self.task.period_ns * (1 - PERIOD_TOLERANCE):
-                due, last = due + 1, stamp
+            if not due or stamp - due[-1] >= self.task.period_ns * (1 - PERIOD_TOLERANCE):
+                due.append(stamp)
         return due
+
+    def expected(self, stamps_ns: Sequence[int]) -> int:
+        return len(self.due(stamps_ns))
 
     def misses(self, stamps_ns: Sequence[int]) -> int:
         """Late outputs plus due outputs that never came."""
@@ -122,6 +128,7 @@ class DetectionCollector(Node):
             return
         result = self.results[task.name]
         result.response_ns.append(received_ns - sent_ns)
+        result.output_stamps.append(stamp)
         truth = self.truth.get(stamp, {}).get(_TRUTH_KIND[kind])
         if truth is not None and task.input_topic == CAMERA_TOPICS[0]:
             result.scored += 1
@@ -181,10 +188,30 @@ def run_demo(config: PerceptionConfig, *, bag: Path | None, frames: int, rate_hz
         collector = drive(container, context=context, bag=bag)
         print_report(collector, out)
         _print_scheduler(container, out)
+        write_log(timelines(collector), RUN_LOG)
+        print(f'\nrun log: {RUN_LOG} (plots: edge-perception report {RUN_LOG})', file=out)
     finally:
         if container is not None:
             container.destroy()
         rclpy.try_shutdown(context=context)
+
+
+def timelines(collector: DetectionCollector) -> list[TaskTimeline]:
+    """Per task: every output (sent time, response) and every due frame without one."""
+    result = []
+    for task_result in collector.results.values():
+        task = task_result.task
+        timeline = TaskTimeline(task.name, task.deadline_ms)
+        answered = dict(zip(task_result.output_stamps, task_result.response_ns, strict=True))
+        stamps = frame_stamps(collector, task.input_topic)
+        for stamp in sorted(set(answered) | set(task_result.due(stamps))):
+            sent = collector.sent.get((task.input_topic, stamp))
+            if sent is not None:
+                response = answered.get(stamp)
+                timeline.samples.append(Sample(
+                    sent / 1e9, None if response is None else response / 1e6))
+        result.append(timeline)
+    return result
 
 
 def frame_stamps(collector: DetectionCollector, topic: str) -> list[int]:
