@@ -283,7 +283,7 @@ def _replay(args: argparse.Namespace) -> int:
     node = Node('edge_perception_player')
     try:
         player = BagPlayer(node, args.bag, rate=args.rate, loop=args.loop,
-                           start_offset_s=args.start_offset)
+                           start_offset_s=args.start_offset, restamp=args.restamp)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         threading.Thread(target=player.play, daemon=True).start()
@@ -302,6 +302,9 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.add_argument('--rate', type=float, default=1.0)
     parser.add_argument('--loop', action='store_true')
     parser.add_argument('--start-offset', type=float, default=0.0, help='seconds to skip')
+    parser.add_argument('--restamp', action='store_true',
+                        help='stamp images with the send time, like a live camera (needed for '
+                             'response times in `edge-perception report` of a recording)')
     parser.set_defaults(run=_replay)
 
 

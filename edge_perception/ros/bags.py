@@ -21,7 +21,7 @@ from typing import Any
 
 from rclpy.node import Node
 from rclpy.publisher import Publisher
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -102,7 +102,7 @@ def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, camer
 def _corrupt(msg: Image, which: int) -> None:
     kind = which % 3
     if kind == 0:
-        msg.encoding = '32FC1'
+        msg.encoding = 'yuv422'
     elif kind == 1:
         msg.data = bytes(msg.data)[: len(msg.data) // 2]
     else:
@@ -176,11 +176,14 @@ class BagPlayer:
     :param start_offset_s: skip this much of the bag's beginning.
     :param loop: start over at the end until :meth:`stop`.
     :param on_image: called for every sensor_msgs/Image sent (collectors match outputs).
+    :param restamp: give every image the wall-clock time it is sent as its header stamp, as a
+        live camera would (response times can then be read off a recording of the outputs).
     """
 
     def __init__(self, node: Node, bag: Path, *, rate: float = 1.0, loop: bool = False,
                  start_offset_s: float = 0.0,
-                 on_image: Callable[[PlayedImage], None] | None = None) -> None:
+                 on_image: Callable[[PlayedImage], None] | None = None,
+                 restamp: bool = False) -> None:
         if rate <= 0:
             raise BagError(f'Cannot play bag {bag}: rate {rate} must be positive')
         self.node = node
@@ -189,6 +192,7 @@ class BagPlayer:
         self.loop = loop
         self.start_offset_ns = round(start_offset_s * 1e9)
         self.on_image = on_image
+        self.restamp = restamp
         self.published = 0
         self.skipped_topics: set[str] = set()
         self._stop = threading.Event()
@@ -230,11 +234,17 @@ class BagPlayer:
                 publisher = self.publishers.get(message.topic)
                 if publisher is None:
                     continue
-                publisher.publish(message.raw)
+                is_image = message.msgtype == 'sensor_msgs/msg/Image'
+                stamp = decoded.header.stamp if is_image else None
+                if is_image and self.restamp:
+                    image = deserialize_message(message.raw, Image)
+                    image.header.stamp = stamp = time_from_ns(time.time_ns())
+                    publisher.publish(image)
+                else:
+                    publisher.publish(message.raw)
                 self.published += 1
                 progress.update()
-                if self.on_image is not None and message.msgtype == 'sensor_msgs/msg/Image':
-                    stamp = decoded.header.stamp
+                if self.on_image is not None and stamp is not None:
                     self.on_image(PlayedImage(message.topic,
                                               stamp.sec * 1_000_000_000 + stamp.nanosec,
                                               time.time_ns()))

@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-# Channels per supported 8-bit encoding; anything else is rejected.
-CHANNELS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1}
+# Supported encodings: (channels, bytes per channel). Colour frames feed the detector as
+# they are; single-channel 16-bit and float frames (mono / depth-like cameras) become grey.
+FORMATS = {'bgr8': (3, 1), 'rgb8': (3, 1), 'mono8': (1, 1), 'mono16': (1, 2), '16UC1': (1, 2),
+           '32FC1': (1, 4)}
 # Largest frame accepted (4K RGB); a larger declared size is refused before allocation.
 MAX_PIXELS = 3840 * 2160
 
@@ -43,14 +45,16 @@ class ImageFields(Protocol):
 def decode_image(msg: ImageFields) -> BgrImage:
     """Return the image as a contiguous HxWx3 BGR uint8 array (a copy, safe to keep).
 
-    :raises ImageDecodeError: for an unsupported encoding or inconsistent sizes.
+    :raises ImageDecodeError: for an unsupported encoding, inconsistent sizes, a bad
+        endianness flag or non-finite float pixels.
     """
-    channels = CHANNELS.get(msg.encoding)
-    if channels is None:
+    fmt = FORMATS.get(msg.encoding)
+    if fmt is None:
         raise ImageDecodeError(
             'unsupported_encoding',
-            f'encoding {msg.encoding!r} is not supported (use one of {sorted(CHANNELS)})',
+            f'encoding {msg.encoding!r} is not supported (use one of {sorted(FORMATS)})',
         )
+    channels, depth = fmt
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageDecodeError('empty_size', f'image size {width}x{height} is empty')
@@ -58,24 +62,45 @@ def decode_image(msg: ImageFields) -> BgrImage:
         raise ImageDecodeError(
             'oversized', f'image size {width}x{height} exceeds {MAX_PIXELS} pixels'
         )
-    if step < width * channels:
+    if msg.is_bigendian not in (0, 1):
+        raise ImageDecodeError('bad_endianness',
+                               f'is_bigendian = {msg.is_bigendian} must be 0 or 1')
+    row_bytes = width * channels * depth
+    if step < row_bytes:
         raise ImageDecodeError(
             'step_too_small',
-            f'step {step} is smaller than width*channels = {width * channels}',
+            f'step {step} is smaller than width*channels*bytes = {row_bytes}',
         )
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size != step * height:
         raise ImageDecodeError(
-            'data_size_mismatch',
+            'data_too_short' if data.size < step * height else 'data_too_long',
             f'data has {data.size} bytes, expected step*height = {step * height}',
         )
-    rows = data.reshape(height, step)[:, : width * channels]
-    pixels = rows.reshape(height, width, channels)
-    if msg.encoding == 'rgb8':
-        return np.ascontiguousarray(pixels[:, :, ::-1])
-    if msg.encoding == 'mono8':
-        return np.asarray(cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_GRAY2BGR), np.uint8)
-    return np.array(pixels, copy=True)
+    rows = data.reshape(height, step)[:, :row_bytes]
+    if depth == 1:
+        pixels = rows.reshape(height, width, channels)
+        if msg.encoding == 'rgb8':
+            return np.ascontiguousarray(pixels[:, :, ::-1])
+        if msg.encoding == 'bgr8':
+            return np.array(pixels, copy=True)
+        grey = pixels[:, :, 0]
+    else:
+        grey = _to_grey(rows, msg.encoding, depth, big_endian=bool(msg.is_bigendian))
+    return np.asarray(cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2BGR), np.uint8)
+
+
+def _to_grey(rows: npt.NDArray[np.uint8], encoding: str, depth: int, *,
+             big_endian: bool) -> npt.NDArray[np.uint8]:
+    """16-bit (top 8 bits) or float (0..1 scaled to 0..255) single-channel pixels as grey."""
+    order = '>' if big_endian else '<'
+    kind = 'f' if encoding == '32FC1' else 'u'
+    values = np.ascontiguousarray(rows).view(f'{order}{kind}{depth}')
+    if kind == 'u':
+        return np.asarray(values >> 8, dtype=np.uint8)
+    if not np.isfinite(values).all():
+        raise ImageDecodeError('non_finite_pixels', 'float image has NaN or infinite pixels')
+    return np.asarray(np.clip(values, 0.0, 1.0) * 255, dtype=np.uint8)
 
 
 def encode_bgr8(image: BgrImage, msg: ImageFields) -> None:

@@ -25,6 +25,7 @@ from std_msgs.msg import Header
 
 from edge_perception.core.config import TaskConfig
 from edge_perception.core.jobs import Stages, run_to_completion
+from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.image_conversion import (
     BgrImage,
     ImageDecodeError,
@@ -56,6 +57,7 @@ class PerceptionTaskNode(Node):
         self.frames_received = 0
         self.frames_published = 0
         self.bad_frames: Counter[str] = Counter()
+        self.stamps = StampGate()
         self.declare_parameter(
             'variant', task.variant,
             ParameterDescriptor(description='Model variant in use; one of: '
@@ -100,6 +102,14 @@ class PerceptionTaskNode(Node):
         """Decode ``msg`` now; return the staged work (inference, then publishing), or None
         for a bad frame, which is counted per reason and costs no job."""
         self.frames_received += 1
+        stamp = msg.header.stamp
+        reason = self.stamps.check(stamp.sec * 1_000_000_000 + stamp.nanosec,
+                                   self.get_clock().now().nanoseconds)
+        if reason is not None:
+            self.bad_frames[reason] += 1
+            self.get_logger().warning(f'dropped frame: {reason} ({stamp.sec}.{stamp.nanosec:09d})',
+                                      throttle_duration_sec=5.0)
+            return None
         try:
             image = decode_image(msg)
         except ImageDecodeError as err:

@@ -101,7 +101,7 @@ def test_bad_frame_is_counted_and_the_next_good_one_processed(
         ros_context: Context, container: PerceptionContainer) -> None:
     camera = Camera(ros_context, container.executor)
     bad = image_msg(frame_with('red'), sec=1)
-    bad.encoding = '32FC1'
+    bad.encoding = 'yuv422'
     truncated = image_msg(frame_with('red'), sec=2)
     truncated.data = truncated.data[:-10]
     camera.publish(bad)
@@ -110,7 +110,7 @@ def test_bad_frame_is_counted_and_the_next_good_one_processed(
     camera.wait_for(1)
     for node in container.nodes:
         spin_until(container.executor, lambda node=node: sum(node.bad_frames.values()) == 2)
-        assert node.bad_frames == {'unsupported_encoding': 1, 'data_size_mismatch': 1}
+        assert node.bad_frames == {'unsupported_encoding': 1, 'data_too_short': 1}
         assert node.frames_published >= 1
     header, _, _ = StandardAdapter().read_detections('traffic_light',
                                                     camera.outputs['traffic_light'][0])

@@ -87,7 +87,7 @@ def test_corrupted_frames_are_counted_and_the_rest_processed(
     collector = drive(container, context=ros_context, bag=bag)
     for node in container.nodes:
         assert sum(node.bad_frames.values()) == 10
-        assert set(node.bad_frames) == {'unsupported_encoding', 'data_size_mismatch',
+        assert set(node.bad_frames) == {'unsupported_encoding', 'data_too_short',
                                         'step_too_small'}
     assert collector.results['traffic_light'].received >= 18  # the 20 good frames
     assert collector.results['traffic_light'].counts.recall >= 0.9

@@ -48,6 +48,19 @@ def test_mono8_becomes_three_equal_channels() -> None:
         np.testing.assert_array_equal(decoded[:, :, channel], grey)
 
 
+@pytest.mark.parametrize('big_endian', [0, 1])
+def test_16_bit_grey_honours_the_endianness_flag(big_endian: int) -> None:
+    values = np.array([[0x1234, 0xFF00, 0x00FF]], np.dtype('>u2' if big_endian else '<u2'))
+    decoded = decode_image(FakeImage('mono16', 1, 3, 6, values.tobytes(), big_endian))
+    np.testing.assert_array_equal(decoded[0, :, 0], [0x12, 0xFF, 0x00])
+
+
+def test_float_grey_is_scaled_from_unit_range() -> None:
+    values = np.array([[0.0, 0.5, 1.0, 2.0]], np.float32)
+    decoded = decode_image(FakeImage('32FC1', 1, 4, 16, values.tobytes()))
+    np.testing.assert_array_equal(decoded[0, :, 1], [0, 127, 255, 255])
+
+
 def test_row_padding_is_skipped() -> None:
     image = pattern()
     padded = np.zeros((4, 20), np.uint8)
@@ -65,13 +78,19 @@ def test_decoded_image_does_not_alias_the_message_buffer() -> None:
 
 @pytest.mark.parametrize(('msg', 'reason', 'match'), [
     (FakeImage('yuv422', 4, 5, 10, bytes(40)), 'unsupported_encoding', r"encoding 'yuv422'"),
-    (FakeImage('16UC1', 4, 5, 10, bytes(40)), 'unsupported_encoding', r"encoding '16UC1'"),
-    (FakeImage('32FC1', 4, 5, 20, bytes(80)), 'unsupported_encoding', r"encoding '32FC1'"),
+    (FakeImage('bgra16', 4, 5, 40, bytes(160)), 'unsupported_encoding', r"encoding 'bgra16'"),
     (FakeImage('bgr8', 0, 5, 15, b''), 'empty_size', r'image size 5x0 is empty'),
     (FakeImage('bgr8', 4, 5, 14, bytes(56)), 'step_too_small',
-     r'step 14 is smaller than width\*channels = 15'),
-    (FakeImage('bgr8', 4, 5, 15, bytes(59)), 'data_size_mismatch', r'59 bytes, expected .* 60'),
-    (FakeImage('bgr8', 4, 5, 15, bytes(61)), 'data_size_mismatch', r'61 bytes, expected .* 60'),
+     r'step 14 is smaller than width\*channels\*bytes = 15'),
+    (FakeImage('mono16', 4, 5, 9, bytes(36)), 'step_too_small', r'step 9 is smaller .* = 10'),
+    (FakeImage('bgr8', 4, 5, 15, bytes(59)), 'data_too_short', r'59 bytes, expected .* 60'),
+    (FakeImage('bgr8', 4, 5, 15, bytes(61)), 'data_too_long', r'61 bytes, expected .* 60'),
+    (FakeImage('bgr8', 4, 5, 15, bytes(60), is_bigendian=7), 'bad_endianness',
+     r'is_bigendian = 7 must be 0 or 1'),
+    (FakeImage('32FC1', 1, 2, 8, np.array([0.5, np.nan], np.float32).tobytes()),
+     'non_finite_pixels', r'NaN or infinite'),
+    (FakeImage('32FC1', 1, 2, 8, np.array([np.inf, 0.5], np.float32).tobytes()),
+     'non_finite_pixels', r'NaN or infinite'),
     (FakeImage('bgr8', 100_000, 100_000, 300_000, b''), 'oversized', r'exceeds'),
 ])
 def test_malformed_images_are_rejected_with_a_reason(msg: FakeImage, reason: str,
