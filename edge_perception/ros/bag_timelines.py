@@ -2,8 +2,8 @@
 
 A task's response time is when the recorder got its output (the bag's log time) minus the
 frame's header stamp, so the camera must stamp frames with the wall-clock capture time (a
-live camera does; replay with ``edge-perception replay --restamp``). Frames dropped by the executor come from the
-deadline-miss events. Reads the standard encoding of the message adapter.
+live camera does; replay with ``edge-perception replay --restamp``). Frames dropped by the
+executor come from the deadline-miss events. Reads the standard encoding of the adapter.
 """
 
 from __future__ import annotations
