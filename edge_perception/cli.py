@@ -214,6 +214,37 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.set_defaults(run=_report)
 
 
+def _soak(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from edge_perception.bench.soak import format_result, plot, run_soak
+    from edge_perception.core.config import load_config
+
+    def show(sample: object) -> None:
+        print(f'  {sample}', flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        result = run_soak(load_config(args.config), Path(scratch), seconds=args.duration,
+                          load=args.load, progress=show)
+    print(format_result(result))
+    if result.samples:
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot(result, args.out / 'soak.png')
+        print(f'plot: {args.out / "soak.png"}')
+    return 1 if result.crashed else 0
+
+
+def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('soak', help='hold the container at ~2x lane load; memory, '
+                                         'queues and urgent-task misses over time')
+    parser.add_argument('--config', type=Path, default=default_config_path())
+    parser.add_argument('--duration', type=float, default=600.0, help='seconds (CI: 30)')
+    parser.add_argument('--load', type=float, default=2.0, help='lane load factor')
+    parser.add_argument('--out', type=Path, default=Path('bench_output'),
+                        help='folder for soak.png')
+    parser.set_defaults(run=_soak)
+
+
 def _tune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -317,6 +348,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_bench,
     _add_monitor,
     _add_report,
+    _add_soak,
     _add_tune,
     _add_synth_bag,
     _add_replay,

@@ -6,11 +6,13 @@ diagnostics read :meth:`DeadlineScheduler.task_report` and :meth:`lane_report`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_perception.core.config import LaneConfig, PerceptionConfig, TaskConfig
+from edge_perception.core.fault_guard import FaultGuard
 from edge_perception.core.jobs import Clock, Job, JobOutcome, MonotonicClock, Stages
 from edge_perception.core.lanes import Lane, LaneWorker
 from edge_perception.core.scheduling import (
@@ -28,6 +30,7 @@ from edge_perception.core.thread_setup import configure_current_thread
 PERIOD_TOLERANCE = 0.25
 # An execution longer than this multiple of the typical one is reported as an overrun.
 OVERRUN_FACTOR = 2.0
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class DeadlineScheduler:
         self.priorities = deadline_monotonic(
             TaskTiming(t.name, t.lane, t.period_ns, t.deadline_ns, (1,)) for t in config.tasks)
         self.stats = {name: TaskStats() for name in self.tasks}
+        self.guards = {name: FaultGuard() for name in self.tasks}
         self.devices = devices or {lane.name: lane.device for lane in config.lanes}
         self._lane_configs: dict[str, LaneConfig] = {lane.name: lane for lane in config.lanes}
         self._on_outcome = on_outcome
@@ -76,6 +80,9 @@ class DeadlineScheduler:
         config = self.tasks[task]
         last = self._last_release.get(task)
         with self._stats_lock:
+            if self.guards[task].isolated(now):
+                self.stats[task].refused += 1
+                return None
             if last is not None and now - last < config.period_ns * (1 - PERIOD_TOLERANCE):
                 self.stats[task].skipped += 1
                 return None
@@ -93,7 +100,12 @@ class DeadlineScheduler:
         with self._stats_lock:
             stats = self.stats[outcome.task]
             typical = stats.typical_exec_ns()
-            stats.record(outcome, budget_ns=int(typical * OVERRUN_FACTOR) if typical else None)
+            overran = stats.record(outcome,
+                                   budget_ns=int(typical * OVERRUN_FACTOR) if typical else None)
+            isolated = self.guards[outcome.task].record(
+                failed=outcome.dropped == 'failed', overran=overran, now_ns=outcome.end_ns)
+        if isolated is not None:
+            _log.error('task %s %s', outcome.task, isolated)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
 

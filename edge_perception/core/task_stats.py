@@ -25,6 +25,7 @@ class TaskStats:
 
     released: int = 0
     skipped: int = 0  # frames that arrived before the task's next period began
+    refused: int = 0  # frames that arrived while the task was isolated (fault_guard)
     completed: int = 0
     late: int = 0
     drops: Counter[str] = field(default_factory=Counter)
@@ -36,7 +37,8 @@ class TaskStats:
     _exec_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _stage_ns: deque[tuple[int, ...]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
-    def record(self, outcome: JobOutcome, *, budget_ns: int | None) -> None:
+    def record(self, outcome: JobOutcome, *, budget_ns: int | None) -> bool:
+        """Account ``outcome``; True when it overran ``budget_ns``."""
         self.window_jobs += 1
         self._recent_missed.append(outcome.missed)
         if outcome.missed:
@@ -50,8 +52,9 @@ class TaskStats:
         if outcome.dropped is None and outcome.exec_ns > 0:  # whole jobs only
             self._exec_ns.append(outcome.exec_ns)
             self._stage_ns.append(outcome.stage_ns)
-        if budget_ns is not None and outcome.exec_ns > budget_ns:
-            self.overruns += 1
+        overran = budget_ns is not None and outcome.exec_ns > budget_ns
+        self.overruns += overran
+        return overran
 
     @property
     def misses(self) -> int:

@@ -41,8 +41,13 @@ def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
         times = stats.response_times()
         ratio = stats.recent_miss_ratio
         bound = bounds.get(name)
+        guard = scheduler.guards[name]
         if name in failures:
             level, message = DiagnosticStatus.ERROR, f'disabled: {failures[name]}'
+        elif guard.isolated(scheduler.clock.now_ns()):
+            level, message = DiagnosticStatus.ERROR, (
+                f'isolated after repeated {guard.last_reason}: frames refused for '
+                f'{(guard.isolated_until_ns - scheduler.clock.now_ns()) / 1e9:.1f} s more')
         elif ratio >= ERROR_MISS_RATIO:
             level, message = DiagnosticStatus.ERROR, f'missing deadlines ({ratio:.0%} recent)'
         elif ratio >= WARN_MISS_RATIO:
@@ -59,7 +64,8 @@ def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
             'skipped_frames': str(stats.skipped), 'misses': str(stats.misses),
             'late': str(stats.late), 'drops': str(sum(stats.drops.values())),
             **{f'drops_{reason}': str(count) for reason, count in sorted(stats.drops.items())},
-            'overruns': str(stats.overruns),
+            'overruns': str(stats.overruns), 'isolations': str(guard.isolations),
+            'refused_frames': str(stats.refused),
             'miss_ratio': _fmt(stats.miss_ratio), 'recent_miss_ratio': _fmt(ratio),
             'response_p50_ms': _fmt(times.p50_ms), 'response_p99_ms': _fmt(times.p99_ms),
             'response_max_ms': _fmt(times.max_ms),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,36 @@ def test_lane_report_shows_fallback_and_utilisation(scheduler: Setup) -> None:
     assert reports['gpu'].utilisation == pytest.approx(0.25)
     assert not reports['cpu'].fallback
     assert reports['cpu'].utilisation == 0.0
+
+
+def failing_stages() -> Iterator[None]:
+    yield
+    raise RuntimeError('broken model')
+
+
+def test_a_task_that_keeps_failing_is_isolated_and_the_other_keeps_its_deadlines(
+        repo_root: Path) -> None:
+    clock, outcomes = FakeClock(), []
+    config = load_config(repo_root / 'config' / 'f1tenth.yaml')
+    config = dataclasses.replace(config, tasks=tuple(
+        dataclasses.replace(t, lane='cpu', stages=('cpu',)) for t in config.tasks))
+    sched = DeadlineScheduler(config, clock=clock, devices={'cpu': 'cpu', 'gpu': 'cpu'},
+                              on_outcome=outcomes.append)
+    lane = sched.lanes['cpu']
+    signs_released = []
+    for _ in range(30):  # 3 s at 10 Hz
+        sched.release('traffic_light', clock.work([20]))
+        signs_released.append(sched.release('traffic_sign', failing_stages()) is not None)
+        while lane.run_next():
+            pass
+        clock.advance_ms(80)
+    guard = sched.guards['traffic_sign']
+    # 3 failures (200 ms period: 0, 0.2, 0.4 s) isolate for 1 s; the probation job at
+    # ~1.4 s fails again: isolated for 2 s.
+    assert guard.isolations == 2
+    assert sched.stats['traffic_sign'].drops['failed'] == 4
+    assert sched.stats['traffic_sign'].refused > 0
+    assert signs_released.count(True) == 4
+    lights = [o for o in outcomes if o.task == 'traffic_light']
+    assert len(lights) == 30
+    assert not any(o.missed for o in lights)

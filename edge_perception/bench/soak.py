@@ -1,0 +1,145 @@
+"""``edge-perception soak``: the container held at about 2x lane capacity for a long time.
+
+The workload is the executor benchmark's (an urgent light task, sign tasks added by config
+until both lanes carry ``load`` x what they can serve), fed by a short synthetic drive played
+in a loop with live stamps. Variant adaptation is off, so the overload holds. Every second
+the process's resident memory, every lane's queue and the tasks' counters are sampled; the
+report says whether memory stayed flat, queues stayed bounded and the highest-priority task
+missed anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.node import Node
+
+from edge_perception.bench.executor_comparison import build_workload
+from edge_perception.core.config import PerceptionConfig
+from edge_perception.ros.bags import BagPlayer
+from edge_perception.ros.container import PerceptionContainer
+
+
+@dataclass(frozen=True)
+class SoakSample:
+    elapsed_s: float
+    rss_mb: float
+    queued: int  # jobs waiting or between stages, over all lanes
+    jobs: int  # released so far, all tasks
+    urgent_misses: int  # of the highest-priority task
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    load: dict[str, float]
+    urgent_task: str
+    samples: list[SoakSample]
+    max_queue_bound: int  # what the lanes may hold at most by construction
+    crashed: str | None
+
+    def rss_growth_mb_per_min(self) -> float:
+        """Slope of RSS over the second half (the first half includes warm-up)."""
+        half = self.samples[len(self.samples) // 2:]
+        if len(half) < 2:
+            return float('nan')
+        slope = np.polyfit([s.elapsed_s for s in half], [s.rss_mb for s in half], 1)[0]
+        return float(slope * 60)
+
+
+def rss_mb() -> float:
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: float = 2.0,
+             progress: Callable[[SoakSample], None] = lambda sample: None) -> SoakResult:
+    workload = build_workload(base, scratch, load=load, sign_tasks=12, frames=40)
+    context = Context()
+    rclpy.init(context=context)
+    container = None
+    crashed = None
+    samples: list[SoakSample] = []
+    try:
+        container = PerceptionContainer(workload.config, context=context,
+                                        select_variants=False, adapt_variants=False)
+        scheduler = container.scheduler
+        urgent = min(scheduler.priorities, key=lambda task: scheduler.priorities[task])
+        player_node = Node('soak_player', context=context)
+        player = BagPlayer(player_node, workload.bag, loop=True, restamp=True)
+        container.executor.add_node(player_node)
+        threading.Thread(target=player.play, daemon=True).start()
+        start = time.monotonic()
+        next_sample = start
+        while time.monotonic() - start < seconds:
+            container.executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() >= next_sample:
+                next_sample += 1.0
+                sample = SoakSample(
+                    elapsed_s=time.monotonic() - start, rss_mb=rss_mb(),
+                    queued=sum(len(lane) for lane in scheduler.lanes.values()),
+                    jobs=sum(stats.released for stats in scheduler.stats.values()),
+                    urgent_misses=scheduler.stats[urgent].misses)
+                samples.append(sample)
+                progress(sample)
+        player.stop()
+        # A lane holds one waiting job per task (newest frame wins) plus the started ones.
+        bound = 2 * len(scheduler.tasks)
+    except Exception as err:  # the soak reports a crash instead of hiding it in a trace
+        crashed = f'{type(err).__name__}: {err}'
+        bound = 0
+        urgent = ''
+    finally:
+        if container is not None:
+            container.destroy()
+        rclpy.try_shutdown(context=context)
+    return SoakResult(workload.utilisation, urgent, samples, bound, crashed)
+
+
+def format_result(result: SoakResult) -> str:
+    samples = result.samples
+    if result.crashed or not samples:
+        return f'soak FAILED: {result.crashed or "no samples"}'
+    load = ', '.join(f'{lane} {u:.2f}x' for lane, u in sorted(result.load.items()))
+    rss = [s.rss_mb for s in samples]
+    return '\n'.join([
+        f'soak: {samples[-1].elapsed_s:.0f} s at lane load {load}; '
+        f'{samples[-1].jobs} jobs released',
+        f'RSS: start {rss[0]:.0f} MB, end {rss[-1]:.0f} MB, max {max(rss):.0f} MB; '
+        f'second-half slope {result.rss_growth_mb_per_min():+.2f} MB/min',
+        f'queued jobs over all lanes: max {max(s.queued for s in samples)} '
+        f'(bound by construction {result.max_queue_bound})',
+        f'highest-priority task {result.urgent_task}: {samples[-1].urgent_misses} '
+        f'deadline misses',
+    ])
+
+
+def plot(result: SoakResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    times = [s.elapsed_s for s in result.samples]
+    figure, (memory, queues) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    memory.plot(times, [s.rss_mb for s in result.samples])
+    memory.set_ylabel('RSS (MB)')
+    memory.set_ylim(bottom=0)
+    memory.set_title(f'Soak at 2x lane load: memory flat, queues bounded '
+                     f'({result.urgent_task} misses: {result.samples[-1].urgent_misses})')
+    queues.plot(times, [s.queued for s in result.samples], label='queued jobs (all lanes)')
+    queues.axhline(result.max_queue_bound, color='red', linestyle=':', label='bound')
+    queues.set_ylabel('jobs')
+    queues.set_xlabel('time (s)')
+    queues.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
