@@ -209,11 +209,15 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     mod = _lowered(model, input_shape, tvm_target)
     database.mkdir(parents=True, exist_ok=True)
     tasks = len(ms.relax_integration.extract_tasks(mod, tvm_target))
+    # The first round visits every task once with ``per_iter`` candidates: keep it within the
+    # budget, or the last tasks would get no trial at all and stay untuned.
+    share = max(1, trials // max(tasks, 1))
+    per_iter = max(4, min(16, share))
     with tvm_target:
         ms.relax_integration.tune_relax(
             mod, params={}, target=tvm_target, work_dir=str(database),
-            max_trials_global=trials, max_trials_per_task=max(8, trials // max(tasks, 1)),
-            num_trials_per_iter=16, seed=seed,
+            max_trials_global=trials, max_trials_per_task=max(per_iter, share),
+            num_trials_per_iter=per_iter, seed=seed,
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
                 number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False)),
