@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_perception.core.batching import frame_budget_batch
-from edge_perception.runtime.tvm_engine import ModelStore
+from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class BatchCurve:
     model: str
     variant: str
     latency_ms: dict[int, float]  # batch size -> median batch latency
+    tuned: frozenset[int]  # batch sizes built with a tuning database
 
     def per_frame_ms(self, batch: int) -> float:
         return self.latency_ms[batch] / batch
@@ -51,7 +52,9 @@ def measure(store: ModelStore, *, models: Sequence[tuple[str, str]], batches: Se
                 engine.run(inputs)
                 times.append(time.perf_counter() - start)
             latency[batch] = statistics.median(times) * 1000
-        curves.append(BatchCurve(model, variant, latency))
+        tuned = frozenset(b for b in batches if store.is_tuned(
+            model, variant, batch=b, target=CompileTarget('cpu')))
+        curves.append(BatchCurve(model, variant, latency, tuned))
     return curves
 
 
@@ -62,9 +65,12 @@ def format_curves(curves: Sequence[BatchCurve], *, fps: float, deadline_ms: floa
              f'{"model":<16} {"variant":<8} '
              + ' '.join(f'{"B=" + str(b):>15}' for b in batches) + f' {"Kum batch":>9}']
     for c in curves:
-        cells = ' '.join(f'{c.latency_ms[b]:>7.2f} ({c.per_frame_ms(b):>5.2f})' for b in batches)
+        cells = ' '.join(f'{c.latency_ms[b]:>6.2f}{" " if b in c.tuned else "*"}'
+                         f'({c.per_frame_ms(b):>5.2f})' for b in batches)
         lines.append(f'{c.model:<16} {c.variant:<8} {cells} '
                      f'{c.chosen(fps=fps, deadline_ms=deadline_ms):>9}')
+    lines.append('* untuned: no tuning database for this batch size yet (edge-perception tune '
+                 '--batch N)')
     return '\n'.join(lines)
 
 
