@@ -83,17 +83,21 @@ def plot(curves: Sequence[BatchCurve], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     for index, c in enumerate(curves):
         batches = sorted(c.latency_ms)
-        axis.plot(batches, [c.latency_ms[b] for b in batches], 'o-', color=f'C{index}',
+        axis.plot(batches, [c.latency_ms[b] for b in batches], '-', color=f'C{index}',
                   label=f'{c.model}/{c.variant}: batch')
-        axis.plot(batches, [c.per_frame_ms(b) for b in batches], 'o--', color=f'C{index}',
+        axis.plot(batches, [c.per_frame_ms(b) for b in batches], '--', color=f'C{index}',
                   label=f'{c.model}/{c.variant}: per frame')
+        for b in batches:  # o: built with a tuning database, x: untuned
+            marker = 'o' if b in c.tuned else 'x'
+            axis.plot([b, b], [c.latency_ms[b], c.per_frame_ms(b)], marker, color=f'C{index}',
+                      linestyle='none')
     axis.set_xlabel('batch size')
     axis.set_ylabel('latency (ms)')
     axis.set_yscale('log')
     axis.set_xticks(sorted(curves[0].latency_ms))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    axis.set_title('TVM latency vs batch size')
+    axis.set_title('TVM latency vs batch size (o tuned, x untuned build)')
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -17,6 +17,7 @@ the whole one's (tested), and the benchmark checks that every mode found the sam
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -69,7 +70,11 @@ def _config(model_dir: Path, mode: str, streams: int, variant: str) -> Perceptio
 
 
 class _Streams:
-    """Keeps one frame of every stream in flight and counts completions."""
+    """Keeps one frame of every stream in flight and counts completions.
+
+    A feeder thread releases each stream's next frame (running its pre-processing), as the
+    container's executor thread does, so the lanes run only their stages.
+    """
 
     def __init__(self, scheduler: DeadlineScheduler, models: dict[str, TaskModels],
                  frames: Sequence[BgrImage]) -> None:
@@ -83,6 +88,17 @@ class _Streams:
         self.failed = 0
         self.running = True
         self.first: dict[str, list[Detection]] = {}
+        self._due: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, name='stream-feeder', daemon=True)
+
+    def start(self) -> None:
+        self._feeder.start()
+        for task in self._models:
+            self._due.put(task)
+
+    def _feed(self) -> None:
+        while (task := self._due.get()) is not None:
+            self.submit(task)
 
     def submit(self, task: str) -> None:
         with self._lock:
@@ -102,6 +118,8 @@ class _Streams:
     def stop(self) -> None:
         with self._lock:
             self.running = False
+        self._due.put(None)
+        self._feeder.join(timeout=5.0)
 
     def on_outcome(self, outcome: JobOutcome) -> None:
         with self._lock:
@@ -111,7 +129,7 @@ class _Streams:
                 self.completed += 1
             else:
                 self.failed += 1
-        self.submit(outcome.task)
+        self._due.put(outcome.task)
 
 
 def measure(model_dir: Path, *, streams: Sequence[int], seconds: float, variant: str = 'full',
@@ -156,8 +174,7 @@ def _run(config: PerceptionConfig, store: ModelStore, placements: dict[str, Plac
     driver = _Streams(scheduler, models, images)
     scheduler.start()
     try:
-        for task in scheduler.tasks:
-            driver.submit(task)
+        driver.start()
         time.sleep(min(1.0, seconds / 4))  # warm-up: thread pools, caches
         start_frames, start = driver.completed, time.perf_counter()
         time.sleep(seconds)

@@ -22,10 +22,17 @@ def test_a_success_in_between_resets_the_count() -> None:
     assert guard.admits(0)
 
 
+def test_overruns_isolate_only_after_a_long_run() -> None:
+    guard = FaultGuard()
+    messages = [guard.record(failed=False, overran=True, now_ns=0) for _ in range(20)]
+    assert messages[:19] == [None] * 19  # a contended machine makes a few in a row
+    assert messages[-1] == 'isolated after 20 consecutive overruns; jobs refused for 1 s'
+
+
 def test_probation_failure_doubles_the_backoff_up_to_the_cap() -> None:
     guard = FaultGuard(max_backoff_ns=3 * NS_PER_S)
-    messages = [guard.record(failed=False, overran=True, now_ns=0) for _ in range(3)]
-    assert messages[-1] == 'isolated after 3 consecutive overruns; jobs refused for 1 s'
+    messages = [guard.record(failed=True, overran=False, now_ns=0) for _ in range(3)]
+    assert messages[-1] == 'isolated after 3 consecutive failures; jobs refused for 1 s'
     assert guard.isolated_until_ns == NS_PER_S
     assert guard.record(failed=True, overran=False, now_ns=NS_PER_S) is not None
     assert guard.isolated_until_ns == 3 * NS_PER_S  # 2 s back-off
