@@ -14,14 +14,17 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
 from std_msgs.msg import Header
 
 from edge_perception.core.adaptation import (
@@ -185,16 +188,25 @@ class PerceptionContainer:
         task = self.scheduler.tasks[outcome.task]
         # Release times are monotonic; the event carries wall-clock time for tools.
         wall_release = time.time_ns() - (self.scheduler.clock.now_ns() - outcome.release_ns)
-        self.misses.publish(self.adapter.deadline_miss(DeadlineMissEvent(
+        self._publish(self.misses, self.adapter.deadline_miss(DeadlineMissEvent(
             task=outcome.task, lane=task.lane, variant=self._by_task[outcome.task].models.variant,
             job_id=outcome.job_id, release_ns=wall_release, deadline_ns=task.deadline_ns,
             response_time_ns=outcome.response_ns, dropped=outcome.dropped is not None)))
 
     def publish_diagnostics(self) -> None:
         header = Header(stamp=time_from_ns(time.time_ns()))
-        self.diagnostics.publish(diagnostics_message(
+        self._publish(self.diagnostics, diagnostics_message(
             self.scheduler, header=header, variants=self.variants(),
             task_extras=self._task_extras, failures=self.failures))
+
+    def _publish(self, publisher: Publisher[Any], msg: Any) -> None:
+        """Publish, unless shutdown (SIGINT/SIGTERM) already invalidated the context: a timer
+        or lane thread finishing its last piece of work then has nowhere to publish to."""
+        try:
+            publisher.publish(msg)
+        except RCLError:
+            if self.node.context.ok():
+                raise
 
     def _task_extras(self, task: str) -> dict[str, str]:
         node = self._by_task.get(task)
