@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_perception.core.batching import frame_budget_batch
+from edge_perception.figures import pyplot, save
 from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
 
 
@@ -75,11 +76,7 @@ def format_curves(curves: Sequence[BatchCurve], *, fps: float, deadline_ms: floa
 
 
 def plot(curves: Sequence[BatchCurve], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for index, c in enumerate(curves):
         batches = sorted(c.latency_ms)
@@ -98,6 +95,4 @@ def plot(curves: Sequence[BatchCurve], path: Path) -> None:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     axis.set_title('TVM latency vs batch size (o tuned, x untuned build)')
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

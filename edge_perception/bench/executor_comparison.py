@@ -26,6 +26,7 @@ from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecu
 
 from edge_perception.core.config import PerceptionConfig, load_config
 from edge_perception.core.statistics import ResponseTimes
+from edge_perception.figures import pyplot, save
 from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
 from edge_perception.ros.demo import drive, frame_stamps
@@ -189,11 +190,7 @@ def format_report(workload: Workload, rows: Sequence[TaskRow]) -> str:
 
 def plot(workload: Workload, rows: Sequence[TaskRow], path: Path) -> None:
     """Response-time CDFs (all tasks; the urgent task) and miss ratios per executor, as PNG."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     deadline = rows[0].deadline_ms
     figure, (cdf, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
     for index, name in enumerate(EXECUTORS):
@@ -221,6 +218,4 @@ def plot(workload: Workload, rows: Sequence[TaskRow], path: Path) -> None:
     lanes = ', '.join(f'{lane} {u:.2f}x' for lane, u in sorted(workload.utilisation.items()))
     figure.suptitle(f'Same rosbag through each executor: camera {workload.rate_hz:.1f} Hz, '
                     f'lane load {lanes}')
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

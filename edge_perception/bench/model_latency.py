@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime
 from tqdm import tqdm
 
+from edge_perception.figures import pyplot, save
 from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
 
 
@@ -99,11 +100,7 @@ def format_rows(rows: Sequence[LatencyRow]) -> str:
 
 def plot(rows: Sequence[LatencyRow], path: Path) -> None:
     """Median latency per model variant (batch 1, 1 thread): TVM tuned, untuned, onnxruntime."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     chosen = [r for r in rows if r.batch == 1 and r.threads == 1] or list(rows)
     names = [f'{r.model}\n{r.variant} b{r.batch} t{r.threads}' for r in chosen]
     x = np.arange(len(chosen))
@@ -121,6 +118,4 @@ def plot(rows: Sequence[LatencyRow], path: Path) -> None:
     axis.set_ylabel('median latency (ms)')
     axis.set_title('TVM vs onnxruntime (label: tuned TVM / onnxruntime)')
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

@@ -23,6 +23,7 @@ from rclpy.node import Node
 
 from edge_perception.bench.executor_comparison import build_workload
 from edge_perception.core.config import PerceptionConfig
+from edge_perception.figures import pyplot, save
 from edge_perception.ros.bags import BagPlayer
 from edge_perception.ros.container import PerceptionContainer
 
@@ -33,7 +34,8 @@ class SoakSample:
     rss_mb: float
     queued: int  # jobs waiting or between stages, over all lanes
     jobs: int  # released so far, all tasks
-    urgent_misses: int  # of the highest-priority task
+    urgent_jobs: int  # released jobs of the highest-priority task
+    urgent_misses: int  # its deadline misses
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
                     elapsed_s=time.monotonic() - start, rss_mb=rss_mb(),
                     queued=sum(len(lane) for lane in scheduler.lanes.values()),
                     jobs=sum(stats.released for stats in scheduler.stats.values()),
+                    urgent_jobs=scheduler.stats[urgent].released,
                     urgent_misses=scheduler.stats[urgent].misses)
                 samples.append(sample)
                 progress(sample)
@@ -117,29 +120,27 @@ def format_result(result: SoakResult) -> str:
         f'second-half slope {result.rss_growth_mb_per_min():+.2f} MB/min',
         f'queued jobs over all lanes: max {max(s.queued for s in samples)} '
         f'(bound by construction {result.max_queue_bound})',
-        f'highest-priority task {result.urgent_task}: {samples[-1].urgent_misses} '
-        f'deadline misses',
+        f'highest-priority task {result.urgent_task}: {samples[-1].urgent_misses} deadline '
+        f'misses in {samples[-1].urgent_jobs} jobs',
     ])
 
 
 def plot(result: SoakResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     times = [s.elapsed_s for s in result.samples]
     figure, (memory, queues) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
     memory.plot(times, [s.rss_mb for s in result.samples])
     memory.set_ylabel('RSS (MB)')
     memory.set_ylim(bottom=0)
-    memory.set_title(f'Soak at 2x lane load: memory flat, queues bounded '
-                     f'({result.urgent_task} misses: {result.samples[-1].urgent_misses})')
+    last = result.samples[-1]
+    load = ', '.join(f'{lane} {u:.1f}x' for lane, u in sorted(result.load.items()))
+    memory.set_title(f'Soak at lane load {load}: RSS slope '
+                     f'{result.rss_growth_mb_per_min():+.1f} MB/min (2nd half); '
+                     f'{result.urgent_task} missed {last.urgent_misses}/{last.urgent_jobs}',
+                     fontsize=9)
     queues.plot(times, [s.queued for s in result.samples], label='queued jobs (all lanes)')
     queues.axhline(result.max_queue_bound, color='red', linestyle=':', label='bound')
     queues.set_ylabel('jobs')
     queues.set_xlabel('time (s)')
     queues.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)

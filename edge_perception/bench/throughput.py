@@ -28,6 +28,7 @@ from typing import Any
 from edge_perception.core.config import PerceptionConfig, parse_config
 from edge_perception.core.jobs import Job, JobOutcome
 from edge_perception.core.scheduler import DeadlineScheduler
+from edge_perception.figures import pyplot, save
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import Placement, TaskModels
@@ -201,11 +202,7 @@ def format_rows(rows: Sequence[ThroughputRow]) -> str:
 
 
 def plot(rows: Sequence[ThroughputRow], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for mode in MODES:
         mine = sorted((r for r in rows if r.mode == mode), key=lambda r: r.streams)
@@ -217,7 +214,5 @@ def plot(rows: Sequence[ThroughputRow], path: Path) -> None:
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title('Detector throughput: one lane vs two lanes')
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path)
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_perception.figures import pyplot, save
+
 
 class TimelineError(ValueError):
     """A run log or bag cannot be read into timelines."""
@@ -92,11 +94,7 @@ def summary(timelines: Sequence[TaskTimeline]) -> str:
 
 def plot_report(timelines: Sequence[TaskTimeline], out_dir: Path) -> list[Path]:
     """response_cdf.png and miss_timeline.png in ``out_dir``; returns their paths."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     cdf_path, timeline_path = out_dir / 'response_cdf.png', out_dir / 'miss_timeline.png'
     figure, axis = plt.subplots(figsize=(7, 4.5))
@@ -115,9 +113,7 @@ def plot_report(timelines: Sequence[TaskTimeline], out_dir: Path) -> list[Path]:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     axis.set_title('Response-time CDF per task')
-    figure.tight_layout()
-    figure.savefig(cdf_path, dpi=110)
-    plt.close(figure)
+    save(figure, cdf_path)
 
     figure, axes = plt.subplots(len(timelines), 1, figsize=(8, 1.8 * len(timelines) + 0.6),
                                 sharex=True, squeeze=False)
@@ -138,7 +134,5 @@ def plot_report(timelines: Sequence[TaskTimeline], out_dir: Path) -> list[Path]:
         axis.set_title(f'{t.task}: {len(late)} late, {len(lost)} without output (red lines)',
                        fontsize=9)
     axes[-1, 0].set_xlabel('time since the first frame (s)')
-    figure.tight_layout()
-    figure.savefig(timeline_path, dpi=110)
-    plt.close(figure)
+    save(figure, timeline_path)
     return [cdf_path, timeline_path]
