@@ -64,7 +64,7 @@ def rss_mb() -> float:
 
 def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: float = 2.0,
              progress: Callable[[SoakSample], None] = lambda sample: None) -> SoakResult:
-    workload = build_workload(base, scratch, load=load, sign_tasks=12, frames=40)
+    workload = build_workload(base, scratch, load=load, sign_tasks=16, frames=40)
     context = Context()
     rclpy.init(context=context)
     container = None
@@ -135,9 +135,9 @@ def plot(result: SoakResult, path: Path) -> None:
     last = result.samples[-1]
     load = ', '.join(f'{lane} {u:.1f}x' for lane, u in sorted(result.load.items()))
     memory.set_title(f'Soak at lane load {load}: RSS slope '
-                     f'{result.rss_growth_mb_per_min():+.1f} MB/min (2nd half); '
-                     f'{result.urgent_task} missed {last.urgent_misses}/{last.urgent_jobs}',
-                     fontsize=9)
+                     f'{result.rss_growth_mb_per_min():+.1f} MB/min (2nd half)\n'
+                     f'{result.urgent_task} (highest priority) missed '
+                     f'{last.urgent_misses} of {last.urgent_jobs} deadlines', fontsize=9)
     queues.plot(times, [s.queued for s in result.samples], label='queued jobs (all lanes)')
     queues.axhline(result.max_queue_bound, color='red', linestyle=':', label='bound')
     queues.set_ylabel('jobs')
