@@ -47,10 +47,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _model_store(zoo: Path) -> ModelStore:
-    from edge_perception.runtime.manifest import Manifest
-    from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+    from edge_perception.runtime.tvm_engine import ModelStore
 
-    return ModelStore(Manifest.load(zoo), cache_dir=default_cache_dir())
+    return ModelStore.of(zoo)
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -8,8 +8,6 @@ camera stream should use (largest batch that keeps up and keeps its deadline).
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from tqdm import tqdm
 
 from edge_perception.core.batching import frame_budget_batch
 from edge_perception.figures import pyplot, save
+from edge_perception.runtime.engine import median_latency_ns
 from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
 
 
@@ -47,12 +46,7 @@ def measure(store: ModelStore, *, models: Sequence[tuple[str, str]], batches: Se
             engine = store.engine(model, variant, batch=batch)
             inputs = np.random.default_rng(0).uniform(
                 0, 255, engine.input_shape).astype(np.float32)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                engine.run(inputs)
-                times.append(time.perf_counter() - start)
-            latency[batch] = statistics.median(times) * 1000
+            latency[batch] = median_latency_ns(engine, runs=repeats, inputs=inputs) / 1e6
         tuned = frozenset(b for b in batches if store.is_tuned(
             model, variant, batch=b, target=CompileTarget('cpu')))
         curves.append(BatchCurve(model, variant, latency, tuned))

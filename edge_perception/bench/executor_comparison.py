@@ -30,9 +30,8 @@ from edge_perception.figures import pyplot, save
 from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
 from edge_perception.ros.demo import drive, frame_stamps
-from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
-from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+from edge_perception.runtime.tvm_engine import ModelStore
 from edge_perception.tasks.pipelines import PIPELINES
 
 
@@ -80,7 +79,7 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
                    frames: int) -> Workload:
     """Tasks and a recorded drive whose camera rate loads the busier lane to ``load`` x its
     capacity; every executor replays the same bag."""
-    store = ModelStore(Manifest.load(base.model_dir), cache_dir=default_cache_dir())
+    store = ModelStore.of(base.model_dir)
     frame = busy_frame()
 
     def stages_ms(task: str) -> tuple[float, ...]:

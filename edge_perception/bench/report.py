@@ -89,10 +89,9 @@ def _block(text: str) -> list[str]:
 def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
             say: Callable[[str], None]) -> list[str]:
     from edge_perception.bench import model_latency
-    from edge_perception.runtime.manifest import Manifest
-    from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+    from edge_perception.runtime.tvm_engine import ModelStore
 
-    store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
+    store = ModelStore.of(config.model_dir)
     untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
     rows = model_latency.measure(store, untuned, batches=settings.model_batches,
                                  threads=settings.model_threads,
@@ -107,10 +106,9 @@ def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
 def _batch(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
            say: Callable[[str], None]) -> list[str]:
     from edge_perception.bench import batch_size
-    from edge_perception.runtime.manifest import Manifest
-    from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+    from edge_perception.runtime.tvm_engine import ModelStore
 
-    store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
+    store = ModelStore.of(config.model_dir)
     curves = batch_size.measure(
         store, models=[('detector', 'full'), ('detector', 'quarter'),
                        ('sign_classifier', 'full')],

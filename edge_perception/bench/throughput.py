@@ -30,9 +30,8 @@ from edge_perception.core.jobs import Job, JobOutcome
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.figures import pyplot, save
 from edge_perception.models.synthetic import generate_frame
-from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import Placement, TaskModels
-from edge_perception.runtime.tvm_engine import ModelStore, cuda_available, default_cache_dir
+from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.pipelines import BgrImage, TrafficLightPipeline
 
@@ -138,7 +137,7 @@ def measure(model_dir: Path, *, streams: Sequence[int], seconds: float, variant:
             progress: Callable[[str], None] = lambda line: None) -> list[ThroughputRow]:
     """FPS of every mode at every stream count, measured one after another in this run."""
     images = [generate_frame('test', i).image for i in range(frames)]
-    store = ModelStore(Manifest.load(model_dir), cache_dir=default_cache_dir())
+    store = ModelStore.of(model_dir)
     placements = {'cpu': Placement('cpu', 1),
                   'gpu': Placement('cuda' if cuda_available() else 'cpu', 1)}
     rows: list[ThroughputRow] = []

@@ -123,7 +123,7 @@ class Lane:
         return True
 
     def _requeue(self, job: Job) -> None:
-        target = getattr(job.pending, 'lane', None)
+        target = None if job.pending is None else job.pending.lane
         if target is not None and target != self.name and self._hand_over is not None:
             self._hand_over(target, job)
             return

@@ -47,9 +47,9 @@ from edge_perception.ros.message_adapter import (
     time_from_ns,
 )
 from edge_perception.ros.task_node import PerceptionTaskNode
-from edge_perception.runtime.manifest import Manifest, ModelLoadError
+from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
-from edge_perception.runtime.tvm_engine import ModelStore, cuda_available, default_cache_dir
+from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
 from edge_perception.tasks.pipelines import BgrImage, Infer, TaskPipeline
 
 PROFILE_RUNS = 3
@@ -79,7 +79,7 @@ class PerceptionContainer:
         self.config = config
         self.node = node or Node(CONTAINER_NAME, context=context)
         self.log = self.node.get_logger()
-        self.store = ModelStore(Manifest.load(config.model_dir), cache_dir=default_cache_dir())
+        self.store = ModelStore.of(config.model_dir)
         self.adapter = message_adapter()
         self.lane_devices = {lane.name: self._device(lane.name, lane.device)
                              for lane in config.lanes}

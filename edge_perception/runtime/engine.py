@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Protocol
 
 import numpy as np
@@ -26,3 +28,18 @@ class InferenceEngine(Protocol):
         ...
 
     def run(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+def median_latency_ns(engine: InferenceEngine, *, runs: int,
+                      inputs: npt.NDArray[np.float32] | None = None) -> int:
+    """Median wall time of ``runs`` calls after one warm-up call (zeros by default: the
+    compiled code has no data-dependent path)."""
+    if inputs is None:
+        inputs = np.zeros(engine.input_shape, np.float32)
+    engine.run(inputs)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        engine.run(inputs)
+        times.append(time.perf_counter_ns() - start)
+    return int(statistics.median(times))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import statistics
-import time
 from collections.abc import Generator, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -13,7 +11,7 @@ import numpy as np
 
 from edge_perception.core.config import PerceptionConfig, TaskConfig
 from edge_perception.core.partitioning import balanced_cuts, stage_times
-from edge_perception.runtime.engine import InferenceEngine
+from edge_perception.runtime.engine import InferenceEngine, median_latency_ns
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.model_split import Part
 from edge_perception.tasks.detections import Detection
@@ -131,7 +129,8 @@ class TaskModels:
         cuts = self._store.cut_points(model, variant)
         segments = self._store.parts(model, variant, cuts)
         home = self.task.lane
-        times = [_profile(self._engine(model, variant, 1, Stage(part, home)))
+        times = [median_latency_ns(self._engine(model, variant, 1, Stage(part, home)),
+                                   runs=PROFILE_RUNS)
                  for part in segments]
         chosen = balanced_cuts(times, len(lanes))
         parts = self._store.parts(model, variant, [cuts[i - 1] for i in chosen])
@@ -186,14 +185,3 @@ class TaskModels:
             detections: list[Detection] = done.value
             return detections
 
-
-def _profile(engine: InferenceEngine) -> int:
-    """Median latency of ``engine`` on zeros (the compiled code has no data-dependent path)."""
-    inputs = np.zeros(engine.input_shape, np.float32)
-    engine.run(inputs)
-    times = []
-    for _ in range(PROFILE_RUNS):
-        start = time.perf_counter_ns()
-        engine.run(inputs)
-        times.append(time.perf_counter_ns() - start)
-    return int(statistics.median(times))
