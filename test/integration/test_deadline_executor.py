@@ -180,7 +180,15 @@ def test_diagnostics_and_miss_events_reach_another_node(
                 'wcet_estimate_ms', 'schedulable'):
         assert key in values, key
     assert int(values['misses']) >= 3
-    assert statuses['edge_perception: traffic_light'].level == b'\x00'
+    # The urgent task misses nothing; its level then follows the analysis alone (a WCET outlier
+    # on a noisy machine can make the RTA say "no" without any miss: WARN, never ERROR).
+    light = statuses['edge_perception: traffic_light']
+    light_values = {kv.key: kv.value for kv in light.values}
+    assert light_values['recent_miss_ratio'] in ('0.000', 'n/a')
+    if light_values['schedulable'] == 'false':
+        assert (light.level, light.message) == (b'\x01', 'not schedulable by analysis')
+    else:
+        assert (light.level, light.message) == (b'\x00', 'meeting deadlines')
     lane = {kv.key: kv.value for kv in statuses['edge_perception: lane cpu'].values}
     assert 0.0 < float(lane['utilisation']) <= 1.0
     missed = {status.name for event in events for status in event.status}
