@@ -33,7 +33,8 @@ from edge_perception.models.synthetic import generate_frame
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
 from edge_perception.tasks.detections import Detection
-from edge_perception.tasks.pipelines import BgrImage, TrafficLightPipeline
+from edge_perception.tasks.frames import BgrImage, Frame
+from edge_perception.tasks.pipelines import TrafficLightPipeline
 
 MODES = ('sequential', 'parallel', 'pipelined')
 _NO_DEADLINE_NS = 60 * 10**9  # saturated streams: nothing may be dropped as stale
@@ -111,7 +112,8 @@ class _Streams:
         self._scheduler.lanes[self._scheduler.tasks[task].lane].submit(job)
 
     def _work(self, task: str, image: BgrImage, index: int) -> Generator[Any, Any, None]:
-        detections = yield from self._models[task].drive(self._pipeline.stages(image))
+        # A Frame per job: each stream is another camera, nothing is shared between them.
+        detections = yield from self._models[task].drive(self._pipeline.stages(Frame(image)))
         if index == 0:
             self.first[task] = detections
 

@@ -19,7 +19,7 @@ from edge_perception.tasks.pipelines import PIPELINES
 
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
-_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks'})
+_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus'})
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
@@ -84,12 +84,17 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class PerceptionConfig:
-    """The whole bring-up: where models live, the lanes and the tasks."""
+    """The whole bring-up: where models live, the lanes and the tasks.
+
+    ``executor_cpus``: where every thread that is not a lane runs (the spinning thread, DDS,
+    thread pools), so that a lane pinned elsewhere has its core to itself; () = anywhere.
+    """
 
     source: Path
     model_dir: Path
     lanes: tuple[LaneConfig, ...]
     tasks: tuple[TaskConfig, ...]
+    executor_cpus: tuple[int, ...] = ()
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:
@@ -156,6 +161,13 @@ class _Reader:
             raise self.fail(where, f'= {value!r} must be an integer in [{low}, {high}]')
         return value
 
+    def cpus(self, value: Any, where: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in value
+        ):
+            raise self.fail(where, f'= {value!r} must be a list of CPU indices >= 0')
+        return tuple(value)
+
     def topic(self, value: Any, where: str) -> str:
         topic = self.text(value, where)
         if not topic.startswith('/') or ' ' in topic:
@@ -170,16 +182,12 @@ def _lane(reader: _Reader, name: str, raw: Any) -> LaneConfig:
     threads = entry.get('threads', 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise reader.fail(f'{where}.threads', f'= {threads!r} must be an integer >= 1')
-    cpus = entry.get('cpus', [])
-    if not isinstance(cpus, list) or not all(
-        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus
-    ):
-        raise reader.fail(f'{where}.cpus', f'= {cpus!r} must be a list of CPU indices >= 0')
+    cpus = reader.cpus(entry.get('cpus', []), f'{where}.cpus')
     device = reader.choice(entry.get('device', 'cpu'), f'{where}.device', DEVICES)
     rt_priority = reader.optional_int(entry.get('rt_priority'), f'{where}.rt_priority', 1, 99)
     nice = reader.optional_int(entry.get('nice'), f'{where}.nice', -20, 19)
     max_batch = reader.optional_int(entry.get('max_batch', 1), f'{where}.max_batch', 1, 16)
-    return LaneConfig(name=name, device=device, threads=threads, cpus=tuple(cpus),
+    return LaneConfig(name=name, device=device, threads=threads, cpus=cpus,
                       rt_priority=rt_priority, nice=nice, max_batch=max_batch or 1)
 
 
@@ -245,7 +253,9 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
         duplicates = sorted({value for value in seen if seen.count(value) > 1})
         if duplicates:
             raise reader.fail('tasks', f'use {key} {duplicates[0]!r} more than once')
-    config = PerceptionConfig(source=source, model_dir=model_dir, lanes=lanes, tasks=tasks)
+    config = PerceptionConfig(source=source, model_dir=model_dir, lanes=lanes, tasks=tasks,
+                              executor_cpus=reader.cpus(top.get('executor_cpus', []),
+                                                        'executor_cpus'))
     for task in tasks:
         for model in task.models:
             for variant in task.variants:

@@ -7,6 +7,7 @@ diagnostics read :meth:`DeadlineScheduler.task_report` and :meth:`lane_report`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,11 @@ from edge_perception.core.scheduling import (
     response_times,
 )
 from edge_perception.core.task_stats import TaskStats
-from edge_perception.core.thread_setup import configure_current_thread
+from edge_perception.core.thread_setup import (
+    configure_current_thread,
+    pin_process_threads,
+    restore_threads,
+)
 
 # A release up to this share of a period early still counts as the next period (camera and
 # timer jitter: a 10 Hz camera into a 100 ms task must not lose frames); anything earlier is
@@ -67,6 +72,7 @@ class DeadlineScheduler:
             for lane in config.lanes
         }
         self._workers: list[LaneWorker] = []
+        self._pinned: dict[int, set[int]] = {}
         self._busy_mark = {name: (0, self.clock.now_ns()) for name in self.lanes}
         self.setup_log: list[str] = []
 
@@ -110,14 +116,21 @@ class DeadlineScheduler:
             self._on_outcome(outcome)
 
     def start(self) -> None:
-        """Start one worker thread per lane (with its OS priority and CPU set)."""
+        """Start one worker thread per lane (with its OS priority and CPU set), after moving
+        every other thread of the process to ``executor_cpus`` when configured."""
+        everywhere = tuple(sorted(os.sched_getaffinity(0)))
+        if self.config.executor_cpus:
+            self._pinned, lines = pin_process_threads(self.config.executor_cpus)
+            self.setup_log.extend(lines)
         for name, lane in self.lanes.items():
             settings = self._lane_configs[name]
+            # A lane without its own CPUs may run anywhere, not only where the executor runs.
+            cpus = settings.cpus or (everywhere if self.config.executor_cpus else ())
 
-            def setup(settings: LaneConfig = settings) -> None:
+            def setup(settings: LaneConfig = settings, cpus: tuple[int, ...] = cpus) -> None:
                 self.setup_log.extend(configure_current_thread(
                     lane=settings.name, rt_priority=settings.rt_priority, nice=settings.nice,
-                    cpus=settings.cpus))
+                    cpus=cpus))
 
             worker = LaneWorker(lane, setup=setup)
             worker.start()
@@ -127,6 +140,8 @@ class DeadlineScheduler:
         """Stop every lane after its current stage; True when all threads exited."""
         stopped = all([worker.stop(timeout_s) for worker in self._workers])
         self._workers.clear()
+        restore_threads(self._pinned)
+        self._pinned = {}
         return stopped
 
     def timing(self, task: str) -> TaskTiming | None:

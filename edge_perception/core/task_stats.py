@@ -14,6 +14,10 @@ from edge_perception.core.statistics import ResponseTimes
 HISTORY = 500
 # Jobs behind the recent miss ratio that diagnostics levels are judged by.
 RECENT = 50
+# After this many stale drops in a row the next job runs regardless: only a job that runs can
+# renew the execution-time estimate, and one slow measurement (a cold first run, a burst of
+# contention) would otherwise get every later job dropped as stale, forever.
+STALE_PROBE = 3
 
 
 @dataclass
@@ -32,6 +36,7 @@ class TaskStats:
     overruns: int = 0
     window_jobs: int = 0
     window_misses: int = 0
+    stale_streak: int = 0
     _recent_missed: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
     _response_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _exec_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -43,6 +48,7 @@ class TaskStats:
         self._recent_missed.append(outcome.missed)
         if outcome.missed:
             self.window_misses += 1
+        self.stale_streak = self.stale_streak + 1 if outcome.dropped == 'stale' else 0
         if outcome.dropped is not None:
             self.drops[outcome.dropped] += 1
         else:
@@ -81,8 +87,11 @@ class TaskStats:
         return int(np.median(self._exec_ns)) if self._exec_ns else 0
 
     def best_exec_ns(self) -> int:
-        """Fastest recent execution (0 before the first one): a job that cannot finish in
-        this time before its deadline cannot make it at all."""
+        """Fastest recent execution: a job that cannot finish in this time before its
+        deadline cannot make it at all. 0 (no estimate: the job runs) before the first one
+        and after STALE_PROBE stale drops in a row."""
+        if self.stale_streak >= STALE_PROBE:
+            return 0
         return min(self._exec_ns, default=0)
 
     def wcet_estimate_ns(self) -> int:

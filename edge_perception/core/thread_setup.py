@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -38,3 +39,35 @@ def configure_current_thread(*, lane: str, rt_priority: int | None, nice: int | 
     for line in lines:
         _log.info(line)
     return lines
+
+
+def pin_process_threads(cpus: Sequence[int]) -> tuple[dict[int, set[int]], list[str]]:
+    """Pin every thread of this process (the spinning thread, DDS, thread pools) to ``cpus``;
+    threads they start later inherit it. Returns each thread's previous CPU set, for
+    :func:`restore_threads`, and the lines to log."""
+    previous: dict[int, set[int]] = {}
+    try:
+        thread_ids = [int(tid) for tid in os.listdir('/proc/self/task')]
+    except OSError as err:
+        return previous, [f'executor threads: cannot list threads to pin: {err.strerror}']
+    failed = 0
+    for tid in thread_ids:
+        try:
+            before = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, set(cpus))
+        except OSError:
+            failed += 1  # a thread that just exited, or a refused CPU set
+            continue
+        previous[tid] = before
+    line = f'executor threads ({len(previous)}) pinned to CPUs {sorted(cpus)}'
+    if failed:
+        line += f' ({failed} could not be pinned)'
+    _log.info(line)
+    return previous, [line]
+
+
+def restore_threads(previous: dict[int, set[int]]) -> None:
+    """Give threads pinned by :func:`pin_process_threads` their CPU sets back."""
+    for tid, cpus in previous.items():
+        with contextlib.suppress(OSError):  # the thread has exited
+            os.sched_setaffinity(tid, cpus)

@@ -41,6 +41,7 @@ from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
+from edge_perception.ros.frame_sharing import SharedFrames
 from edge_perception.ros.message_adapter import (
     DEADLINE_MISS_TOPIC,
     message_adapter,
@@ -50,7 +51,8 @@ from edge_perception.ros.task_node import PerceptionTaskNode
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
-from edge_perception.tasks.pipelines import BgrImage, Infer, TaskPipeline
+from edge_perception.tasks.frames import BgrImage, Frame
+from edge_perception.tasks.pipelines import Infer, TaskPipeline
 
 PROFILE_RUNS = 3
 
@@ -89,6 +91,7 @@ class PerceptionContainer:
         # A task whose models cannot be loaded is reported (ERROR on /diagnostics) and left
         # out; the other tasks run.
         self.failures: dict[str, str] = {}
+        self.frames = SharedFrames()
         self.nodes = []
         for task in config.tasks:
             try:
@@ -98,8 +101,8 @@ class PerceptionContainer:
                 self.failures[task.name] = str(err)
                 self.log.error(f'task {task.name} disabled: {err}')
                 continue
-            self.nodes.append(PerceptionTaskNode(task=task, models=models,
-                                                 adapter=self.adapter, context=context))
+            self.nodes.append(PerceptionTaskNode(task=task, models=models, adapter=self.adapter,
+                                                 frames=self.frames, context=context))
         self._by_task = {node.task.name: node for node in self.nodes}
         self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
                                            on_outcome=self._on_outcome)
@@ -230,8 +233,9 @@ def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
     """Per-stage maxima (ns) of ``runs`` runs of ``pipeline`` on ``frame``; a stage is one
     request plus the code up to the next (what a lane runs without preemption)."""
     worst: list[int] = []
+    shared = Frame(frame)
     for _ in range(runs):
-        stages, times = pipeline.stages(frame), []
+        stages, times = pipeline.stages(shared), []
         try:
             request = next(stages)
             while True:

@@ -1,6 +1,7 @@
 """One perception task as a ROS 2 node: camera Image in, detections out.
 
-The node owns no model. It decodes the image, runs its task pipeline with the ``infer``
+The node owns no model. It decodes the image (once per message for all the container's
+nodes on that topic: :class:`SharedFrames`), runs its task pipeline with the ``infer``
 callable it was given (the container routes it to the TVM module of the task's current
 variant) and publishes the detections through the message adapter with the input header.
 Under the DeadlineExecutor the pipeline runs stage by stage on the task's lane.
@@ -26,15 +27,12 @@ from std_msgs.msg import Header
 from edge_perception.core.config import TaskConfig
 from edge_perception.core.jobs import Stages, run_to_completion
 from edge_perception.core.stamp_gate import StampGate
-from edge_perception.ros.image_conversion import (
-    BgrImage,
-    ImageDecodeError,
-    decode_image,
-    encode_bgr8,
-)
+from edge_perception.ros.frame_sharing import SharedFrames
+from edge_perception.ros.image_conversion import ImageDecodeError, encode_bgr8
 from edge_perception.ros.message_adapter import MessageAdapter
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
+from edge_perception.tasks.frames import Frame
 from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
 
 
@@ -48,9 +46,10 @@ class PerceptionTaskNode(Node):
     """
 
     def __init__(self, *, task: TaskConfig, models: TaskModels, adapter: MessageAdapter,
-                 context: Context | None = None) -> None:
+                 frames: SharedFrames | None = None, context: Context | None = None) -> None:
         super().__init__(task.node, context=context)
         self.task = task
+        self.frames = frames or SharedFrames()
         self.models = models
         self.pipeline: TaskPipeline = PIPELINES[task.pipeline]()
         self.adapter = adapter
@@ -111,23 +110,23 @@ class PerceptionTaskNode(Node):
                                       throttle_duration_sec=5.0)
             return None
         try:
-            image = decode_image(msg)
+            frame = self.frames.frame(self.task.input_topic, msg)
         except ImageDecodeError as err:
             self.bad_frames[err.reason] += 1
             self.get_logger().warning(f'dropped frame: {err}', throttle_duration_sec=5.0)
             return None
-        return self._work(image, msg.header)
+        return self._work(frame, msg.header)
 
-    def _work(self, image: BgrImage, header: Header) -> Stages:
+    def _work(self, frame: Frame, header: Header) -> Stages:
         """The job: each model request goes to the lane (bound to the current variant)."""
         variant = self.models.variant
-        detections = yield from self.models.drive(self.pipeline.stages(image))
+        detections = yield from self.models.drive(self.pipeline.stages(frame))
         self.publisher.publish(self.adapter.detections(
             self.pipeline.output_kind, header, variant, detections))
         self.frames_published += 1
         if self.debug_images:
             debug = Image(header=header)
-            encode_bgr8(annotate(image, detections), debug)
+            encode_bgr8(annotate(frame.image, detections), debug)
             self.debug_publisher.publish(debug)
 
     def on_image(self, msg: Image) -> None:

@@ -1,10 +1,10 @@
 """Task pipelines: frame in, detections out, with inference delegated to the caller.
 
-A pipeline never holds a model. ``stages`` is a generator that yields an
-:class:`Inference` request for each model call and receives its output: the caller decides
-where and when it runs (a lane, in priority order, maybe batched with other jobs' requests),
-and a more urgent job can run between two requests. New task instances need only config; a
-new kind of task adds a pipeline class here.
+A pipeline never holds a model. ``stages`` (of a :class:`Frame` shared by all tasks) is a
+generator that yields an :class:`Inference` request for each model call and receives its
+output: the caller decides where and when it runs (a lane, in priority order, maybe batched
+with other jobs' requests), and a more urgent job can run between two requests. New task
+instances need only config; a new kind of task adds a pipeline class here.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import numpy.typing as npt
 
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CHANNEL, SIGN_CLASSES
 from edge_perception.tasks.detections import Detection
-from edge_perception.tasks.detector_decoding import decode_peaks, detector_input
+from edge_perception.tasks.detector_decoding import decode_peaks
+from edge_perception.tasks.frames import Frame
 from edge_perception.tasks.sign_crops import sign_crop
 
 Array = npt.NDArray[np.float32]
 Infer = Callable[[str, Array], Array]
-BgrImage = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class TaskPipeline(Protocol):
     models: ClassVar[tuple[str, ...]]
     threshold: float
 
-    def stages(self, image: BgrImage) -> DetectionStages: ...
+    def stages(self, frame: Frame) -> DetectionStages: ...
 
     @staticmethod
     def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
@@ -65,8 +65,9 @@ class TrafficLightPipeline:
     def accuracy(metrics: Mapping[str, Mapping[str, float]]) -> float:
         return metrics['detector']['light_map50']
 
-    def stages(self, image: BgrImage) -> DetectionStages:
-        output = (yield Inference('detector', detector_input(image)))[0]
+    def stages(self, frame: Frame) -> DetectionStages:
+        image = frame.image
+        output = (yield Inference('detector', frame.detector_input))[0]
         peaks = decode_peaks(output, channels=tuple(range(len(LIGHT_STATES))),
                              image_width=image.shape[1], image_height=image.shape[0],
                              threshold=self.threshold)
@@ -92,8 +93,9 @@ class SignPipeline:
         """A sign counts when it is both found and named correctly."""
         return metrics['detector']['sign_ap50'] * metrics['sign_classifier']['top1']
 
-    def stages(self, image: BgrImage) -> DetectionStages:
-        output = (yield Inference('detector', detector_input(image)))[0]
+    def stages(self, frame: Frame) -> DetectionStages:
+        image = frame.image
+        output = (yield Inference('detector', frame.detector_input))[0]
         peaks = decode_peaks(output, channels=(SIGN_CHANNEL,), image_width=image.shape[1],
                              image_height=image.shape[0], threshold=self.threshold,
                              max_peaks=self.max_signs)

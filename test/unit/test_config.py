@@ -53,6 +53,7 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
     assert task.variants == ('full', 'half')
     assert config.model_path('detector', 'half') == tmp_path / 'zoo' / 'detector' / 'half.onnx'
     assert config.lanes[0].cpus == (0,)
+    assert config.executor_cpus == ()  # default: the executor's threads run anywhere
     assert task.stages == ('gpu',)  # default: one stage on the task's lane
 
 
@@ -80,6 +81,7 @@ def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
     ({**VALID, 'lanes': {'cpu': {'max_batch': 0}}},
      r'lanes.cpu.max_batch = 0 must be an integer in \[1, 16\]'),
     ({**VALID, 'lanes': {'cpu': {'cpus': [-1]}}}, r'lanes.cpu.cpus = \[-1\] must be a list'),
+    ({**VALID, 'executor_cpus': 1}, r'executor_cpus = 1 must be a list of CPU indices'),
     ({**VALID, 'tasks': VALID['tasks'] * 2}, r"use name 'lights' more than once"),
     (with_task(stages='gpu'), r"stages = 'gpu' must be a list of 1 to 8 lane names"),
     (with_task(stages=['gpu', 'npu']), r"stages\[1\] = 'npu' is unknown"),

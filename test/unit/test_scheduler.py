@@ -121,3 +121,25 @@ def test_a_task_that_keeps_failing_is_isolated_and_the_other_keeps_its_deadlines
     lights = [o for o in outcomes if o.task == 'traffic_light']
     assert len(lights) == 30
     assert not any(o.missed for o in lights)
+
+
+def test_one_slow_run_cannot_get_every_later_job_dropped_as_stale(scheduler: Setup) -> None:
+    """A cold first run slower than the deadline makes the estimate say "cannot make it";
+    after a few stale drops a job runs anyway, its fast time renews the estimate and the task
+    meets its deadlines again."""
+    sched, clock, outcomes = scheduler
+    lane = sched.lanes['gpu']
+
+    def period(exec_ms: float) -> None:
+        sched.release('traffic_light', clock.work([exec_ms]))
+        clock.advance_ms(1)  # it waited behind something: now + 120 ms > deadline
+        lane.run_next()
+        clock.advance_ms(100)
+
+    period(120)  # the cold run: late, and the only measurement
+    for _ in range(6):
+        period(10)
+    drops = [o.dropped for o in outcomes]
+    assert drops[1:4] == ['stale'] * 3
+    assert drops[4:] == [None] * 3  # the probe, then jobs judged by its 10 ms
+    assert sched.stats['traffic_light'].best_exec_ns() == 10 * MS
