@@ -141,7 +141,7 @@ def _executors(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
 
     with tempfile.TemporaryDirectory() as scratch:
         workload, rows = executor_comparison.compare(
-            config, Path(scratch), frames=settings.executor_frames, load=1.2, sign_tasks=8)
+            config, Path(scratch), frames=settings.executor_frames, load=1.2, sign_tasks=10)
     table = executor_comparison.format_report(workload, rows)
     say(table)
     executor_comparison.plot(workload, rows, out_dir / 'executors.png')

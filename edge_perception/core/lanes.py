@@ -6,10 +6,10 @@ higher-priority job waits at most one stage of a lower-priority one. Overload po
 
 * a task keeps at most ``queue_limit`` jobs waiting to start; a newer release displaces the
   oldest waiting one (newest frame wins) instead of letting the queue grow;
-* a job that would start when it can no longer meet its deadline (now + the task's fastest
-  recent execution > deadline) is dropped as stale; a started job whose deadline has passed
-  is aborted between stages; both count as deadline misses. The fastest time, not a typical
-  one, so that one slow outlier cannot starve a task whose estimate would then never renew;
+* a job that would start when it can no longer meet its deadline (now + the task's expected
+  execution time > deadline) is dropped as stale; a started job whose deadline has passed
+  is aborted between stages; both count as deadline misses (the estimate cannot starve a
+  task: after a few stale drops in a row one job runs and renews it, see TaskStats);
 * a stage that raises ends its job as 'failed'; the lane carries on;
 * packing (``max_batch`` > 1): when the job to run next waits for a request that other ready
   jobs wait for too (same model, variant and device), they run as one batch if its measured
@@ -39,7 +39,7 @@ class Lane:
     """Ready queue + dispatch rule of one lane (no thread of its own; see LaneWorker)."""
 
     def __init__(self, *, name: str, clock: Clock, on_outcome: OutcomeListener,
-                 best_exec_ns: Callable[[str], int], queue_limit: int = 1,
+                 expected_exec_ns: Callable[[str], int], queue_limit: int = 1,
                  max_batch: int = 1,
                  hand_over: Callable[[str, Job], None] | None = None) -> None:
         if queue_limit < 1:
@@ -49,7 +49,7 @@ class Lane:
         self.name = name
         self._clock = clock
         self._on_outcome = on_outcome
-        self._best_exec_ns = best_exec_ns
+        self._expected_exec_ns = expected_exec_ns
         self._queue_limit = queue_limit
         self._max_batch = max_batch
         self._hand_over = hand_over
@@ -101,7 +101,7 @@ class Lane:
             if not job.started:
                 self._waiting[job.task] -= 1
         now = self._clock.now_ns()
-        if not job.started and now + self._best_exec_ns(job.task) > job.deadline_ns:
+        if not job.started and now + self._expected_exec_ns(job.task) > job.deadline_ns:
             self._finish(job, dropped='stale')
             return True
         if job.started and now > job.deadline_ns:

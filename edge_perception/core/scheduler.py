@@ -67,7 +67,7 @@ class DeadlineScheduler:
         self._last_release: dict[str, int] = {}
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
-                            best_exec_ns=self.best_exec_ns, queue_limit=queue_limit,
+                            expected_exec_ns=self.expected_exec_ns, queue_limit=queue_limit,
                             max_batch=lane.max_batch, hand_over=self._hand_over)
             for lane in config.lanes
         }
@@ -76,9 +76,9 @@ class DeadlineScheduler:
         self._busy_mark = {name: (0, self.clock.now_ns()) for name in self.lanes}
         self.setup_log: list[str] = []
 
-    def best_exec_ns(self, task: str) -> int:
+    def expected_exec_ns(self, task: str) -> int:
         with self._stats_lock:
-            return self.stats[task].best_exec_ns()
+            return self.stats[task].expected_exec_ns()
 
     def release(self, task: str, stages: Stages) -> Job | None:
         """Release a job of ``task`` now; None when it falls inside the current period."""

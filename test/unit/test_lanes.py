@@ -22,7 +22,7 @@ def clock() -> FakeClock:
 class Recorder:
     def __init__(self) -> None:
         self.outcomes: list[JobOutcome] = []
-        self.best: dict[str, int] = {}
+        self.expected: dict[str, int] = {}
 
     def __call__(self, outcome: JobOutcome) -> None:
         self.outcomes.append(outcome)
@@ -33,7 +33,7 @@ class Recorder:
 
 def make_lane(clock: FakeClock, recorder: Recorder, queue_limit: int = 1) -> Lane:
     return Lane(name='cpu', clock=clock, on_outcome=recorder,
-                best_exec_ns=lambda task: recorder.best.get(task, 0),
+                expected_exec_ns=lambda task: recorder.expected.get(task, 0),
                 queue_limit=queue_limit)
 
 
@@ -101,7 +101,7 @@ def test_started_jobs_are_never_displaced(clock: FakeClock) -> None:
 
 def test_stale_job_is_dropped_before_it_starts(clock: FakeClock) -> None:
     recorder = Recorder()
-    recorder.best['late'] = 30 * MS
+    recorder.expected['late'] = 30 * MS
     lane = make_lane(clock, recorder)
     lane.submit(job(clock, 'blocker', 0, 500, clock.work([80])))
     lane.submit(job(clock, 'late', 1, 100, clock.work([30])))
@@ -202,7 +202,7 @@ def requesting(clock: FakeClock, key: str, value: int, results: list[int],
 
 def test_jobs_waiting_for_the_same_model_run_as_one_batch(clock: FakeClock) -> None:
     recorder, results = Recorder(), []
-    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, best_exec_ns=lambda _: 0,
+    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, expected_exec_ns=lambda _: 0,
                 max_batch=4)
     latency = {1: 10, 2: 12, 3: 14}
     for index, task in enumerate(('cam_a', 'cam_b', 'cam_c')):
@@ -219,7 +219,7 @@ def test_jobs_waiting_for_the_same_model_run_as_one_batch(clock: FakeClock) -> N
 
 def test_packing_never_breaks_a_member_deadline(clock: FakeClock) -> None:
     recorder, results = Recorder(), []
-    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, best_exec_ns=lambda _: 0,
+    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, expected_exec_ns=lambda _: 0,
                 max_batch=4)
     latency = {1: 10, 2: 30}
     lane.submit(job(clock, 'urgent', 0, 20, requesting(clock, 'detector', 1, results, latency)))
@@ -231,7 +231,7 @@ def test_packing_never_breaks_a_member_deadline(clock: FakeClock) -> None:
 
 
 def test_batch_size_limit_is_respected(clock: FakeClock) -> None:
-    lane = Lane(name='gpu', clock=clock, on_outcome=Recorder(), best_exec_ns=lambda _: 0,
+    lane = Lane(name='gpu', clock=clock, on_outcome=Recorder(), expected_exec_ns=lambda _: 0,
                 max_batch=1)
     results: list[int] = []
     latency = {1: 1, 2: 1}
@@ -245,7 +245,7 @@ def test_batch_size_limit_is_respected(clock: FakeClock) -> None:
 
 def test_max_batch_must_be_positive(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match=r'lane cpu: max_batch must be >= 1, got 0'):
-        Lane(name='cpu', clock=clock, on_outcome=Recorder(), best_exec_ns=lambda _: 0,
+        Lane(name='cpu', clock=clock, on_outcome=Recorder(), expected_exec_ns=lambda _: 0,
              max_batch=0)
 
 
@@ -254,7 +254,7 @@ def test_a_stage_for_another_lane_moves_the_job_there(clock: FakeClock) -> None:
     lanes: dict[str, Lane] = {}
     for name in ('cpu', 'gpu'):
         lanes[name] = Lane(name=name, clock=clock, on_outcome=recorder,
-                           best_exec_ns=lambda task: 0,
+                           expected_exec_ns=lambda task: 0,
                            hand_over=lambda lane, job: lanes[lane].accept(job))
 
     def pipelined(value: int) -> Iterator[object]:

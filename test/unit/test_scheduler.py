@@ -142,4 +142,4 @@ def test_one_slow_run_cannot_get_every_later_job_dropped_as_stale(scheduler: Set
     drops = [o.dropped for o in outcomes]
     assert drops[1:4] == ['stale'] * 3
     assert drops[4:] == [None] * 3  # the probe, then jobs judged by its 10 ms
-    assert sched.stats['traffic_light'].best_exec_ns() == 10 * MS
+    assert sched.stats['traffic_light'].expected_exec_ns() == 10 * MS  # median of 120, 10, 10, 10
