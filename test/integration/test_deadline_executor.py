@@ -35,9 +35,11 @@ class Overload:
     """A one-lane task set derived from this machine's measured stage times.
 
     lights (quarter) and LOW_TASKS sign tasks (full, added by config alone) share one
-    deadline D = period, so the tie-break by name makes lights the highest priority. D is twice
-    lights' worst response (its own time plus one blocking sign stage), while the five tasks
-    together need more than D per period: the lane is overloaded, lights is not.
+    deadline D = period, so the tie-break by name makes lights the highest priority. D is three
+    times lights' worst profiled response (its own time plus one blocking sign stage: inside
+    the container, beside the spinning thread on 2 cores, both took up to 1.5x their profiled
+    times), while the five tasks together need more than D per period: the lane is
+    overloaded, lights is not.
     """
 
     config: Path
@@ -56,7 +58,7 @@ def overload_config(repo_root: Path, tmp_path: Path) -> Overload:
         return tuple(ns / 1e6 for ns in profile_stages(pipeline, models, frame))
 
     light, sign = stages_ms('traffic_light', 'quarter'), stages_ms('traffic_sign', 'full')
-    deadline = round(2 * (sum(light) + max(sign)), 1)
+    deadline = round(3 * (sum(light) + max(sign)), 1)
     assert sum(light) + LOW_TASKS * sum(sign) > deadline  # the lane really is overloaded
     raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
     raw['model_dir'] = str(repo_root / 'model_zoo')
