@@ -258,7 +258,8 @@ def _tune(args: argparse.Namespace) -> int:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             records = store.tune(model, variant, batch=batch, target=target,
-                                 trials=args.trials, on_trials=progress.update)
+                                 trials=args.trials, on_trials=progress.update,
+                                 focus=args.focus)
             tqdm.write(f'{model}/{variant} batch {batch}: {records} records in '
                        f'{store.tuning_database(model, variant, batch=batch, target=target)}')
     return 0
@@ -275,6 +276,8 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--threads', type=int, default=1, help='lane threads (num-cores)')
     parser.add_argument('--trials', type=int, default=128,
                         help='trial budget per model variant and batch; reruns add to it')
+    parser.add_argument('--focus', type=int, default=None, metavar='K',
+                        help='tune only the K functions with the most work (a follow-up run)')
     parser.set_defaults(run=_tune)
 
 

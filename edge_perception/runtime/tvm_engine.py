@@ -190,9 +190,11 @@ def tuning_records(database: Path) -> int:
 
 def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
               target: CompileTarget, trials: int, on_trials: Callable[[int], None],
-              seed: int = 0) -> int:
-    """MetaSchedule-tune every TIR function; records accumulate in ``database`` (resumable).
+              focus: int | None = None, seed: int = 0) -> int:
+    """MetaSchedule-tune the TIR functions; records accumulate in ``database`` (resumable).
 
+    ``focus``: only the ``focus`` functions with the most floating-point work (a later run
+    spends its whole budget where the time goes, not evenly over every elementwise task).
     ``on_trials(n)`` is called after each batch of ``n`` measured trials (progress bars).
     Returns the number of tuning records the database then holds.
     """
@@ -208,7 +210,15 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     tvm_target = tvm.target.Target(target.spec())
     mod = _lowered(model, input_shape, tvm_target)
     database.mkdir(parents=True, exist_ok=True)
-    tasks = len(ms.relax_integration.extract_tasks(mod, tvm_target))
+    extracted = ms.relax_integration.extract_tasks(mod, tvm_target)
+    chosen = None
+    if focus is not None:
+        from tvm.s_tir.analysis import estimate_tir_flops
+
+        ranked = sorted(extracted, key=lambda task: task.weight * estimate_tir_flops(
+            task.dispatched[0]), reverse=True)
+        chosen = [task.task_name for task in ranked[:focus]]
+    tasks = len(chosen) if chosen is not None else len(extracted)
     # The first round visits every task once with ``per_iter`` candidates: keep it within the
     # budget, or the last tasks would get no trial at all and stay untuned.
     share = max(1, trials // max(tasks, 1))
@@ -217,7 +227,7 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
         ms.relax_integration.tune_relax(
             mod, params={}, target=tvm_target, work_dir=str(database),
             max_trials_global=trials, max_trials_per_task=max(per_iter, share),
-            num_trials_per_iter=per_iter, seed=seed,
+            num_trials_per_iter=per_iter, seed=seed, op_names=chosen,
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
                 number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False)),
@@ -347,12 +357,12 @@ class ModelStore:
         return library
 
     def tune(self, model: str, variant: str, *, batch: int, target: CompileTarget,
-             trials: int, on_trials: Callable[[int], None]) -> int:
+             trials: int, on_trials: Callable[[int], None], focus: int | None = None) -> int:
         """Add ``trials`` MetaSchedule trials to the committed database; returns its records."""
         return tune_onnx(self.verified_onnx(model, variant),
                          self.tuning_database(model, variant, batch=batch, target=target),
                          input_shape=self.input_shape(model, batch), target=target,
-                         trials=trials, on_trials=on_trials)
+                         trials=trials, on_trials=on_trials, focus=focus)
 
     def input_shape(self, model: str, batch: int) -> tuple[int, ...]:
         shape = self.manifest.models[model].input_shape
