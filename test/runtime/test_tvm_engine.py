@@ -96,6 +96,28 @@ def test_cache_key_depends_on_target_and_batch(store: ModelStore) -> None:
     assert len(paths) == 6
 
 
+def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_copy: Path, tmp_path: Path) -> None:
+    target = CompileTarget('cpu')
+    tuning = zoo_copy / 'tuning'
+    for committed in list(tuning.iterdir()):  # whatever CPU tuned them, it is not this one now
+        committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
+    borrowed = store.applied_database('sign_classifier', 'quarter', batch=1, target=target)
+    assert borrowed is not None and borrowed.name == own.name and borrowed != own
+    assert store.is_tuned('sign_classifier', 'quarter', batch=1, target=target)
+    assert not store.is_tuned('sign_classifier', 'quarter', batch=1,
+                              target=CompileTarget('cpu', 2))  # other core counts: none
+    # This CPU's own database wins as soon as it exists.
+    shutil.copytree(borrowed, own)
+    assert store.applied_database('sign_classifier', 'quarter', batch=1, target=target) == own
+    untuned = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache',
+                         use_tuning=False)
+    assert untuned.applied_database('sign_classifier', 'quarter', batch=1, target=target) is None
+    assert (untuned.library_path('sign_classifier', 'quarter', batch=1, target=target)
+            != store.library_path('sign_classifier', 'quarter', batch=1, target=target))
+
+
 def test_tampered_onnx_is_refused(zoo_copy: Path, tmp_path: Path) -> None:
     onnx = zoo_copy / 'detector' / 'quarter.onnx'
     onnx.write_bytes(onnx.read_bytes()[:-1] + b'\x00')
