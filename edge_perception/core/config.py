@@ -19,7 +19,7 @@ from edge_perception.tasks.pipelines import PIPELINES
 
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
-_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus'})
+_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms'})
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
@@ -88,6 +88,8 @@ class PerceptionConfig:
 
     ``executor_cpus``: where every thread that is not a lane runs (the spinning thread, DDS,
     thread pools), so that a lane pinned elsewhere has its core to itself; () = anywhere.
+    ``gil_switch_interval_ms``: how long a thread holding the GIL may keep a lane waiting
+    (Python's default is 5 ms), set while the lanes run.
     """
 
     source: Path
@@ -95,6 +97,7 @@ class PerceptionConfig:
     lanes: tuple[LaneConfig, ...]
     tasks: tuple[TaskConfig, ...]
     executor_cpus: tuple[int, ...] = ()
+    gil_switch_interval_ms: float = 0.2
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:
@@ -145,6 +148,12 @@ class _Reader:
         if not math.isfinite(value) or value <= 0:
             raise self.fail(where, f'= {value!r} must be positive and finite')
         return float(value)
+
+    def bounded_ms(self, value: Any, where: str, low: float, high: float) -> float:
+        milliseconds = self.positive_ms(value, where)
+        if not low <= milliseconds <= high:
+            raise self.fail(where, f'= {value!r} must be in [{low}, {high}] ms')
+        return milliseconds
 
     def names(self, value: Any, where: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
@@ -253,9 +262,11 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
         duplicates = sorted({value for value in seen if seen.count(value) > 1})
         if duplicates:
             raise reader.fail('tasks', f'use {key} {duplicates[0]!r} more than once')
-    config = PerceptionConfig(source=source, model_dir=model_dir, lanes=lanes, tasks=tasks,
-                              executor_cpus=reader.cpus(top.get('executor_cpus', []),
-                                                        'executor_cpus'))
+    config = PerceptionConfig(
+        source=source, model_dir=model_dir, lanes=lanes, tasks=tasks,
+        executor_cpus=reader.cpus(top.get('executor_cpus', []), 'executor_cpus'),
+        gil_switch_interval_ms=reader.bounded_ms(top.get('gil_switch_interval_ms', 0.2),
+                                                 'gil_switch_interval_ms', 0.01, 5.0))
     for task in tasks:
         for model in task.models:
             for variant in task.variants:

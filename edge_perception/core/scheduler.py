@@ -27,6 +27,7 @@ from edge_perception.core.thread_setup import (
     configure_current_thread,
     pin_process_threads,
     restore_threads,
+    set_gil_switch_interval,
 )
 
 # A release up to this share of a period early still counts as the next period (camera and
@@ -73,6 +74,7 @@ class DeadlineScheduler:
         }
         self._workers: list[LaneWorker] = []
         self._pinned: dict[int, set[int]] = {}
+        self._previous_switch_ms: float | None = None
         self._busy_mark = {name: (0, self.clock.now_ns()) for name in self.lanes}
         self.setup_log: list[str] = []
 
@@ -117,8 +119,11 @@ class DeadlineScheduler:
 
     def start(self) -> None:
         """Start one worker thread per lane (with its OS priority and CPU set), after moving
-        every other thread of the process to ``executor_cpus`` when configured."""
+        every other thread of the process to ``executor_cpus`` when configured, and with the
+        configured GIL switch interval (the previous one comes back at :meth:`stop`)."""
         everywhere = tuple(sorted(os.sched_getaffinity(0)))
+        self._previous_switch_ms = set_gil_switch_interval(self.config.gil_switch_interval_ms)
+        self.setup_log.append(f'GIL switch interval {self.config.gil_switch_interval_ms} ms')
         if self.config.executor_cpus:
             self._pinned, lines = pin_process_threads(self.config.executor_cpus)
             self.setup_log.extend(lines)
@@ -142,6 +147,9 @@ class DeadlineScheduler:
         self._workers.clear()
         restore_threads(self._pinned)
         self._pinned = {}
+        if self._previous_switch_ms is not None:
+            set_gil_switch_interval(self._previous_switch_ms)
+            self._previous_switch_ms = None
         return stopped
 
     def timing(self, task: str) -> TaskTiming | None:

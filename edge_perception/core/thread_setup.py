@@ -1,10 +1,12 @@
-"""OS scheduling for lane threads: real-time priority or niceness, and CPU pinning."""
+"""OS scheduling for lane threads: real-time priority or niceness, CPU pinning, and how long
+another thread may hold the GIL."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -71,3 +73,15 @@ def restore_threads(previous: dict[int, set[int]]) -> None:
     for tid, cpus in previous.items():
         with contextlib.suppress(OSError):  # the thread has exited
             os.sched_setaffinity(tid, cpus)
+
+
+def set_gil_switch_interval(interval_ms: float) -> float:
+    """Make a thread that holds the GIL hand it over after ``interval_ms`` when another thread
+    asks for it; returns the previous interval (ms), for restoring. A lane needs the GIL
+    between its stages and after each inference (TVM releases it while computing); with
+    Python's 5 ms default, the spinning thread or the other lane delayed it by up to that
+    much every time."""
+    previous = sys.getswitchinterval() * 1000
+    sys.setswitchinterval(interval_ms / 1000)
+    _log.info('GIL switch interval %.2f ms (was %.2f ms)', interval_ms, previous)
+    return previous

@@ -1,9 +1,11 @@
-"""CPU sets of the executor's threads and of the lanes (real OS calls; needs 2 CPUs)."""
+"""CPU sets of the executor's threads and of the lanes (real OS calls; needs 2 CPUs), and the
+GIL switch interval the lanes run under."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -62,3 +64,17 @@ def test_lanes_get_their_cores_and_the_executor_keeps_off_them(repo_root: Path) 
     finally:
         assert scheduler.stop()
     assert os.sched_getaffinity(0) == everywhere
+
+
+def test_lanes_run_under_the_configured_gil_switch_interval(repo_root: Path) -> None:
+    config = dataclasses.replace(load_config(repo_root / 'config' / 'f1tenth.yaml'),
+                                 gil_switch_interval_ms=0.3)
+    before = sys.getswitchinterval()
+    scheduler = DeadlineScheduler(config, devices={'cpu': 'cpu', 'gpu': 'cpu'})
+    scheduler.start()
+    try:
+        assert sys.getswitchinterval() == pytest.approx(0.0003)
+        assert 'GIL switch interval 0.3 ms' in scheduler.setup_log
+    finally:
+        assert scheduler.stop()
+    assert sys.getswitchinterval() == pytest.approx(before)
