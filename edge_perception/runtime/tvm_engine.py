@@ -240,16 +240,11 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
 
 
 def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[int, ...],
-                 target: CompileTarget, database: Path | None = None) -> None:
-    """Import ``model`` at a static ``input_shape``, compile for ``target``, export.
-
-    With a tuning ``database``, every TIR function found there gets its tuned schedule.
-    """
+                 target: CompileTarget, databases: Sequence[Path] = ()) -> None:
+    """Import ``model`` at a static ``input_shape``, compile for ``target`` with the tuning
+    ``databases`` (see :func:`tuned_module`), export."""
     tvm_target = tvm.target.Target(target.spec())
-    mod = _lowered(model, input_shape, tvm_target)
-    if database is not None:
-        with tvm_target:
-            mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
+    mod = tuned_module(model, input_shape, tvm_target, databases)
     if target.device == 'cuda':
         from tvm import dlight
 
@@ -265,6 +260,18 @@ def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[in
     executable.export_library(str(partial))
     _sidecar(library).write_text(file_sha256(partial) + '\n', encoding='utf-8')
     partial.replace(library)  # atomic: concurrent builders never see a half-written library
+
+
+def tuned_module(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: Any,
+                 databases: Sequence[Path]) -> Any:
+    """The lowered Relax module where every TIR function found in one of ``databases`` has
+    its tuned schedule, from the first that has it (a scheduled function is marked
+    'tir.is_scheduled' and no longer matches the later ones)."""
+    mod = _lowered(model, input_shape, tvm_target)
+    for database in databases:
+        with tvm_target:
+            mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
+    return mod
 
 
 class ModelStore:
@@ -296,40 +303,41 @@ class ModelStore:
         return (self.manifest.root / TUNING_DIR / target.tag()
                 / f'{model}-{variant}-b{batch}-{digest}')
 
-    def applied_database(self, model: str, variant: str, *, batch: int,
-                         target: CompileTarget) -> Path | None:
-        """The database builds apply: this target's, else one tuned on another CPU (or GPU)
-        of the same kind, cores and layout, else None (untuned; never when use_tuning is off).
+    def applied_databases(self, model: str, variant: str, *, batch: int,
+                          target: CompileTarget) -> list[Path]:
+        """The databases builds apply, in order: this target's, then the fullest one tuned on
+        another CPU (or GPU) of the same kind, cores and layout for the functions this
+        target's lacks (a focused tuning run covers only the heaviest); [] = untuned, and
+        always [] when use_tuning is off.
 
         A record is a schedule (tiling, loop order, vectorised loops) for one TIR function;
         it replays on any CPU of the architecture. Measured: the detector tuned on znver5 runs
         10.1 ms on a znver3 with that database and 234 ms untuned.
         """
         if not self.use_tuning:
-            return None
+            return []
         own = self.tuning_database(model, variant, batch=batch, target=target)
-        if tuning_records(own) > 0:
-            return own
         pattern = f'{target.tag(cpu="*")}/{own.name}'
         siblings = sorted((self.manifest.root / TUNING_DIR).glob(pattern),
                           key=tuning_records, reverse=True)
-        if not siblings or tuning_records(siblings[0]) == 0:
-            return None
-        if (model, variant, batch, target) not in self._borrowed:
+        borrowed = next((db for db in siblings if db != own and tuning_records(db) > 0), None)
+        if borrowed is not None and (model, variant, batch, target) not in self._borrowed:
             self._borrowed.add((model, variant, batch, target))
-            _log.warning('%s/%s batch %d: no tuning database for %s; using the one tuned on %s '
-                         '(run `edge-perception tune` here for the best speed)', model, variant,
-                         batch, target.tag(), siblings[0].parent.name)
-        return siblings[0]
+            _log.warning('%s/%s batch %d: %s schedules from the database tuned on %s '
+                         '(`edge-perception tune` here gives this CPU its own)', model,
+                         variant, batch, 'missing' if tuning_records(own) else 'all',
+                         borrowed.parent.name)
+        return [db for db in (own, borrowed) if db is not None and tuning_records(db) > 0]
 
     def library_path(self, model: str, variant: str, *, batch: int,
                      target: CompileTarget, part: Part | None = None) -> Path:
         """Cache path keyed by model hash, target, TVM version, batch, tuning records and,
         for a sub-model, its cut tensors."""
         entry = self.manifest.variant(model, variant)
-        database = self.applied_database(model, variant, batch=batch, target=target)
-        tuned = ('untuned' if database is None
-                 else file_sha256(database / 'database_tuning_record.json'))
+        tuned = ','.join(
+            file_sha256(database / 'database_tuning_record.json')
+            for database in self.applied_databases(model, variant, batch=batch, target=target)
+        ) or 'untuned'
         key = hashlib.sha256(
             f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{LOWERING}|{batch}|{tuned}'
             f'|{part}'
@@ -339,8 +347,8 @@ class ModelStore:
         return self.cache_dir / f'{name}-{key}.so'
 
     def is_tuned(self, model: str, variant: str, *, batch: int, target: CompileTarget) -> bool:
-        """Whether builds apply a tuning database (see :meth:`applied_database`)."""
-        return self.applied_database(model, variant, batch=batch, target=target) is not None
+        """Whether builds apply a tuning database (see :meth:`applied_databases`)."""
+        return bool(self.applied_databases(model, variant, batch=batch, target=target))
 
     def verified_onnx(self, model: str, variant: str) -> onnx.ModelProto:
         """The manifest's ONNX file, refused unless present and matching its SHA-256."""
@@ -381,8 +389,8 @@ class ModelStore:
             compile_onnx(onnx_model, library,
                          input_shape=self.part_input_shape(model, variant, batch, part),
                          target=target,
-                         database=self.applied_database(model, variant, batch=batch,
-                                                        target=target))
+                         databases=self.applied_databases(model, variant, batch=batch,
+                                                          target=target))
         return library
 
     def tune(self, model: str, variant: str, *, batch: int, target: CompileTarget,

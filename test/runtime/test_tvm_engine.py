@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import pytest
+import tvm
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
 from edge_perception.runtime.tvm_engine import (
@@ -15,6 +17,7 @@ from edge_perception.runtime.tvm_engine import (
     ModelStore,
     TvmEngine,
     cuda_available,
+    tuned_module,
 )
 
 # Float32 reordering between TVM's and onnxruntime's kernels; outputs are probabilities,
@@ -103,21 +106,58 @@ def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_copy: Path, tmp_path:
         committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
     store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
     own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
-    borrowed = store.applied_database('sign_classifier', 'quarter', batch=1, target=target)
-    assert borrowed is not None
+    [borrowed] = store.applied_databases('sign_classifier', 'quarter', batch=1, target=target)
     assert borrowed.name == own.name
     assert borrowed.parent != own.parent
     assert store.is_tuned('sign_classifier', 'quarter', batch=1, target=target)
     assert not store.is_tuned('sign_classifier', 'quarter', batch=1,
                               target=CompileTarget('cpu', 2))  # other core counts: none
-    # This CPU's own database wins as soon as it exists.
+    borrowing = store.library_path('sign_classifier', 'quarter', batch=1, target=target)
+    # Once this CPU has records of its own they come first; the borrowed ones fill the gaps.
     shutil.copytree(borrowed, own)
-    assert store.applied_database('sign_classifier', 'quarter', batch=1, target=target) == own
+    assert store.applied_databases('sign_classifier', 'quarter', batch=1,
+                                   target=target) == [own, borrowed]
+    assert store.library_path('sign_classifier', 'quarter', batch=1, target=target) != borrowing
     untuned = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache',
                          use_tuning=False)
-    assert untuned.applied_database('sign_classifier', 'quarter', batch=1, target=target) is None
-    assert (untuned.library_path('sign_classifier', 'quarter', batch=1, target=target)
-            != store.library_path('sign_classifier', 'quarter', batch=1, target=target))
+    assert untuned.applied_databases('sign_classifier', 'quarter', batch=1, target=target) == []
+
+
+def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
+        zoo_copy: Path, tmp_path: Path) -> None:
+    """A focused tuning run on a new CPU covers a few functions (here: one); the others keep
+    the borrowed schedules, and outputs stay those of onnxruntime."""
+    target = CompileTarget('cpu')
+    tuning = zoo_copy / 'tuning'
+    for committed in list(tuning.iterdir()):
+        committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
+    [borrowed] = store.applied_databases('sign_classifier', 'quarter', batch=1, target=target)
+    own.mkdir(parents=True)
+    shutil.copy(borrowed / 'database_workload.json', own)
+    records = (borrowed / 'database_tuning_record.json').read_text().splitlines()
+    first_workload = [line for line in records
+                      if json.loads(line)[0] == json.loads(records[0])[0]]
+    (own / 'database_tuning_record.json').write_text('\n'.join(first_workload) + '\n')
+    layered = store.applied_databases('sign_classifier', 'quarter', batch=1, target=target)
+    assert layered == [own, borrowed]
+    onnx_model = store.verified_onnx('sign_classifier', 'quarter')
+    shape = store.input_shape('sign_classifier', 1)
+    tvm_target = tvm.target.Target(target.spec())
+
+    def scheduled(databases: list[Path]) -> int:
+        module = tuned_module(onnx_model, shape, tvm_target, databases)
+        return sum(isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None
+                   and 'tirx.is_scheduled' in func.attrs for func in module.functions.values())
+
+    assert 1 <= scheduled([own]) < scheduled(layered) == scheduled([borrowed])
+    engine = store.engine('sign_classifier', 'quarter')
+    inputs = realistic_input(engine.input_shape, seed=3)
+    reference = onnxruntime.InferenceSession(
+        str(zoo_copy / 'sign_classifier' / 'quarter.onnx'), providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
+                               atol=ATOL, rtol=RTOL)
 
 
 def test_tampered_onnx_is_refused(zoo_copy: Path, tmp_path: Path) -> None:
