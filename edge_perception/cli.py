@@ -244,10 +244,22 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=_soak)
 
 
+TUNE_EXTRA = ('psutil', 'xgboost', 'cloudpickle')  # what MetaSchedule imports while tuning
+
+
 def _tune(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from tqdm import tqdm
 
     from edge_perception.runtime.tvm_engine import CompileTarget
+
+    missing = [name for name in TUNE_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f'edge-perception tune: missing {", ".join(missing)}; install the tuning extra: '
+              '.venv/bin/pip install -r requirements/tune.txt -c requirements/constraints.txt',
+              file=sys.stderr)
+        return 2
 
     store = _model_store(args.zoo)
     target = CompileTarget(device=args.device, num_cores=args.threads)
