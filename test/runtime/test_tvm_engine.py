@@ -105,22 +105,22 @@ def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_copy: Path, tmp_path:
     for committed in list(tuning.iterdir()):  # whatever CPU tuned them, it is not this one now
         committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
     store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
-    own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
-    [borrowed] = store.applied_databases('sign_classifier', 'quarter', batch=1, target=target)
+    own = store.tuning_database('sign_classifier', 'half', batch=1, target=target)
+    [borrowed] = store.applied_databases('sign_classifier', 'half', batch=1, target=target)
     assert borrowed.name == own.name
     assert borrowed.parent != own.parent
-    assert store.is_tuned('sign_classifier', 'quarter', batch=1, target=target)
-    assert not store.is_tuned('sign_classifier', 'quarter', batch=1,
+    assert store.is_tuned('sign_classifier', 'half', batch=1, target=target)
+    assert not store.is_tuned('sign_classifier', 'half', batch=1,
                               target=CompileTarget('cpu', 2))  # other core counts: none
-    borrowing = store.library_path('sign_classifier', 'quarter', batch=1, target=target)
+    borrowing = store.library_path('sign_classifier', 'half', batch=1, target=target)
     # Once this CPU has records of its own they come first; the borrowed ones fill the gaps.
     shutil.copytree(borrowed, own)
-    assert store.applied_databases('sign_classifier', 'quarter', batch=1,
+    assert store.applied_databases('sign_classifier', 'half', batch=1,
                                    target=target) == [own, borrowed]
-    assert store.library_path('sign_classifier', 'quarter', batch=1, target=target) != borrowing
+    assert store.library_path('sign_classifier', 'half', batch=1, target=target) != borrowing
     untuned = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache',
                          use_tuning=False)
-    assert untuned.applied_databases('sign_classifier', 'quarter', batch=1, target=target) == []
+    assert untuned.applied_databases('sign_classifier', 'half', batch=1, target=target) == []
 
 
 def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
@@ -132,17 +132,17 @@ def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
     for committed in list(tuning.iterdir()):
         committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
     store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
-    own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
-    [borrowed] = store.applied_databases('sign_classifier', 'quarter', batch=1, target=target)
+    own = store.tuning_database('sign_classifier', 'half', batch=1, target=target)
+    [borrowed] = store.applied_databases('sign_classifier', 'half', batch=1, target=target)
     own.mkdir(parents=True)
     shutil.copy(borrowed / 'database_workload.json', own)
     records = (borrowed / 'database_tuning_record.json').read_text().splitlines()
     first_workload = [line for line in records
                       if json.loads(line)[0] == json.loads(records[0])[0]]
     (own / 'database_tuning_record.json').write_text('\n'.join(first_workload) + '\n')
-    layered = store.applied_databases('sign_classifier', 'quarter', batch=1, target=target)
+    layered = store.applied_databases('sign_classifier', 'half', batch=1, target=target)
     assert layered == [own, borrowed]
-    onnx_model = store.verified_onnx('sign_classifier', 'quarter')
+    onnx_model = store.verified_onnx('sign_classifier', 'half')
     shape = store.input_shape('sign_classifier', 1)
     tvm_target = tvm.target.Target(target.spec())
 
@@ -152,10 +152,10 @@ def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
                    and 'tirx.is_scheduled' in func.attrs for func in module.functions.values())
 
     assert 1 <= scheduled([own]) < scheduled(layered) == scheduled([borrowed])
-    engine = store.engine('sign_classifier', 'quarter')
+    engine = store.engine('sign_classifier', 'half')
     inputs = realistic_input(engine.input_shape, seed=3)
     reference = onnxruntime.InferenceSession(
-        str(zoo_copy / 'sign_classifier' / 'quarter.onnx'), providers=['CPUExecutionProvider'])
+        str(zoo_copy / 'sign_classifier' / 'half.onnx'), providers=['CPUExecutionProvider'])
     np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
                                atol=ATOL, rtol=RTOL)
 
