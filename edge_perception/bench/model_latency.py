@@ -2,8 +2,9 @@
 
 Each repeat runs the tuned TVM module, the untuned one and onnxruntime once each on the same
 input, so all see the same machine state; the ratio of medians TVM tuned / onnxruntime is
-the figure of merit (lower is better, <= 1.0 is the goal). "Tuned" uses the committed
-MetaSchedule database of this target where one exists (column ``db``).
+the figure of merit (lower is better, <= 1.0 is the goal). "Tuned" is the build a node gets:
+with the committed MetaSchedule database of this CPU, or one tuned on another CPU of the same
+kind (column ``db`` names the CPU whose records come first; "no": untuned).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class LatencyRow:
     variant: str
     batch: int
     threads: int
-    tuned: bool
+    database: str  # the CPU (LLVM name) whose tuning records the build applies first; '' none
     tvm_p50_ms: float
     tvm_p99_ms: float
     untuned_p50_ms: float
@@ -71,9 +72,10 @@ def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
                 run()
                 spent.append(time.perf_counter() - start)
         target = CompileTarget('cpu', n_threads)
+        applied = store.applied_databases(model, variant, batch=batch, target=target)
         rows.append(LatencyRow(
             model, variant, batch, n_threads,
-            store.is_tuned(model, variant, batch=batch, target=target),
+            applied[0].parent.name.split('-')[1] if applied else '',
             *_p50_p99(seconds[0]), *_p50_p99(seconds[1]), *_p50_p99(seconds[2])))
     return rows
 
@@ -85,12 +87,12 @@ def _p50_p99(seconds: list[float]) -> tuple[float, float]:
 
 def format_rows(rows: Sequence[LatencyRow]) -> str:
     lines = ['latency in ms (p50 / p99); TVM/ORT = ratio of medians, tuned TVM vs onnxruntime',
-             f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"db":>3} '
+             f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"db":>7} '
              f'{"TVM tuned":>15} {"TVM untuned":>17} {"onnxruntime":>13} {"TVM/ORT":>8} '
              f'{"untuned/ORT":>11}']
     for r in rows:
         lines.append(f'{r.model:<16} {r.variant:<8} {r.batch:>5} {r.threads:>3} '
-                     f'{"yes" if r.tuned else "no":>3} '
+                     f'{r.database or "no":>7} '
                      f'{r.tvm_p50_ms:>7.2f} / {r.tvm_p99_ms:<6.2f} '
                      f'{r.untuned_p50_ms:>8.2f} / {r.untuned_p99_ms:<6.2f} '
                      f'{r.ort_p50_ms:>5.2f} / {r.ort_p99_ms:<5.2f} {r.ratio:>7.1f}x '

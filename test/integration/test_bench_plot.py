@@ -11,6 +11,7 @@ from edge_perception.bench.executor_comparison import (
     format_report,
     plot,
 )
+from edge_perception.bench.model_latency import LatencyRow, format_rows
 from edge_perception.core.config import load_config
 
 
@@ -31,3 +32,12 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     ours = [line for line in report if line.startswith('deadline (ours)')]
     assert ours[0].split()[-2:] == ['ok', '0/7/1']  # RTA verdict; late/dropped/skipped inside
     assert 'ours vs the better stock executor (rclpy SingleThreaded): 100.0% fewer' in report[-2]
+
+
+def test_model_latency_rows_name_the_database_and_the_ratio() -> None:
+    rows = [LatencyRow('detector', 'full', 1, 1, 'znver5', 10.0, 11.0, 200.0, 210.0, 5.0, 6.0),
+            LatencyRow('sign_classifier', 'quarter', 1, 1, '', 0.2, 0.3, 0.2, 0.3, 0.1, 0.1)]
+    lines = format_rows(rows).splitlines()
+    assert lines[2].split()[4] == 'znver5'
+    assert lines[2].split()[-2:] == ['2.0x', '40.0x']
+    assert lines[3].split()[4] == 'no'
