@@ -45,6 +45,8 @@ class SoakResult:
     samples: list[SoakSample]
     max_queue_bound: int  # what the lanes may hold at most by construction
     crashed: str | None
+    urgent_bound_ms: float | None = None  # its response-time bound by analysis, at the end
+    urgent_deadline_ms: float | None = None
 
     def rss_growth_mb_per_min(self) -> float:
         """Slope of RSS over the second half (the first half includes warm-up)."""
@@ -96,15 +98,20 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
         player.stop()
         # A lane holds one waiting job per task (newest frame wins) plus the started ones.
         bound = 2 * len(scheduler.tasks)
+        analysis = scheduler.analysis().get(urgent)
+        urgent_bound_ms = None if analysis is None else analysis.response_ns / 1e6
+        urgent_deadline_ms = scheduler.tasks[urgent].deadline_ns / 1e6
     except Exception as err:  # the soak reports a crash instead of hiding it in a trace
         crashed = f'{type(err).__name__}: {err}'
         bound = 0
         urgent = ''
+        urgent_bound_ms = urgent_deadline_ms = None
     finally:
         if container is not None:
             container.destroy()
         rclpy.try_shutdown(context=context)
-    return SoakResult(workload.utilisation, urgent, samples, bound, crashed)
+    return SoakResult(workload.utilisation, urgent, samples, bound, crashed, urgent_bound_ms,
+                      urgent_deadline_ms)
 
 
 def format_result(result: SoakResult) -> str:
@@ -121,8 +128,19 @@ def format_result(result: SoakResult) -> str:
         f'queued jobs over all lanes: max {max(s.queued for s in samples)} '
         f'(bound by construction {result.max_queue_bound})',
         f'highest-priority task {result.urgent_task}: {samples[-1].urgent_misses} deadline '
-        f'misses in {samples[-1].urgent_jobs} jobs',
+        f'misses in {samples[-1].urgent_jobs} jobs; {_analysis(result)}',
     ])
+
+
+def _analysis(result: SoakResult) -> str:
+    """The urgent task's verdict by response-time analysis with the WCETs measured in the
+    soak (its deadline is met by construction only if this bound is)."""
+    if result.urgent_bound_ms is None or result.urgent_deadline_ms is None:
+        return 'no response-time bound (no completed job)'
+    verdict = 'schedulable' if result.urgent_bound_ms <= result.urgent_deadline_ms else (
+        'NOT schedulable')
+    return (f'{verdict} by analysis (response bound {result.urgent_bound_ms:.1f} ms, deadline '
+            f'{result.urgent_deadline_ms:.1f} ms)')
 
 
 def plot(result: SoakResult, path: Path) -> None:

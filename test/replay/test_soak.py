@@ -16,4 +16,7 @@ def test_short_soak_keeps_queues_bounded(repo_root: Path, tmp_path: Path) -> Non
     assert result.samples[-1].jobs > result.samples[0].jobs  # the load kept coming
     assert max(s.queued for s in result.samples) <= result.max_queue_bound
     assert min(result.load.values()) >= 1.5
-    assert 'soak: ' in format_result(result)
+    report = format_result(result)
+    assert 'soak: ' in report
+    assert result.urgent_bound_ms is not None  # the urgent task completed jobs
+    assert f'deadline {result.urgent_deadline_ms:.1f} ms' in report
