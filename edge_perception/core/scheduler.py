@@ -39,6 +39,15 @@ OVERRUN_FACTOR = 2.0
 _log = logging.getLogger(__name__)
 
 
+def _inside_period(release: tuple[int, int | None], last: tuple[int, int | None],
+                   min_gap_ns: float) -> bool:
+    """Whether ``release`` (arrival, stamp) comes too soon after ``last`` to be a new period."""
+    (arrival, stamp), (last_arrival, last_stamp) = release, last
+    if stamp is not None and last_stamp is not None and stamp >= last_stamp:
+        return stamp - last_stamp < min_gap_ns
+    return arrival - last_arrival < min_gap_ns
+
+
 @dataclass(frozen=True)
 class LaneReport:
     name: str
@@ -65,7 +74,7 @@ class DeadlineScheduler:
         self._lane_configs: dict[str, LaneConfig] = {lane.name: lane for lane in config.lanes}
         self._on_outcome = on_outcome
         self._stats_lock = threading.Lock()
-        self._last_release: dict[str, int] = {}
+        self._last_release: dict[str, tuple[int, int | None]] = {}  # (arrival, stamp)
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
                             expected_exec_ns=self.expected_exec_ns, queue_limit=queue_limit,
@@ -82,8 +91,13 @@ class DeadlineScheduler:
         with self._stats_lock:
             return self.stats[task].expected_exec_ns()
 
-    def release(self, task: str, stages: Stages) -> Job | None:
-        """Release a job of ``task`` now; None when it falls inside the current period."""
+    def release(self, task: str, stages: Stages, *, stamp_ns: int | None = None) -> Job | None:
+        """Release a job of ``task`` now; None when it falls inside the current period.
+
+        The period is judged by ``stamp_ns`` (when the frame was taken) where the message
+        has one, so that transport jitter cannot make a frame of the next period look early;
+        by the arrival time otherwise, or when the stamp went backwards (a restarted source).
+        """
         now = self.clock.now_ns()
         config = self.tasks[task]
         last = self._last_release.get(task)
@@ -91,11 +105,12 @@ class DeadlineScheduler:
             if self.guards[task].isolated(now):
                 self.stats[task].refused += 1
                 return None
-            if last is not None and now - last < config.period_ns * (1 - PERIOD_TOLERANCE):
+            if last is not None and _inside_period(
+                    (now, stamp_ns), last, config.period_ns * (1 - PERIOD_TOLERANCE)):
                 self.stats[task].skipped += 1
                 return None
             self.stats[task].released += 1
-        self._last_release[task] = now
+        self._last_release[task] = (now, stamp_ns)
         job = Job(task=task, priority=self.priorities[task], release_ns=now,
                   deadline_ns=now + config.deadline_ns, stages=stages)
         self.lanes[config.lane].submit(job)

@@ -82,7 +82,7 @@ class DeadlineExecutor(Executor):
         async def release() -> None:
             stages = route.stages_for(msg)
             if stages is not None:
-                self.scheduler.release(route.task, stages)
+                self.scheduler.release(route.task, stages, stamp_ns=_stamp_ns(msg))
 
         return release
 
@@ -105,3 +105,11 @@ class DeadlineExecutor(Executor):
         lanes_stopped = self.scheduler.stop(timeout_sec if timeout_sec is not None else 5.0)
         self._started = False
         return super().shutdown(timeout_sec) and lanes_stopped
+
+
+def _stamp_ns(msg: Any) -> int | None:
+    """The message's header stamp in ns, None for a message without a header or stamp 0."""
+    stamp = getattr(getattr(msg, 'header', None), 'stamp', None)
+    if stamp is None:
+        return None
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec) or None

@@ -21,6 +21,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.subscription import MessageInfo
 
 from edge_perception.core.config import PerceptionConfig, TaskConfig
 from edge_perception.core.scheduler import PERIOD_TOLERANCE
@@ -110,7 +111,8 @@ class DetectionCollector(Node):
             kind = PIPELINES[task.pipeline].output_kind
             self.create_subscription(
                 self.adapter.detections_type(kind), task.output_topic,
-                lambda msg, task=task, kind=kind: self._on_output(task, kind, msg), 50)
+                lambda msg, info, task=task, kind=kind: self._on_output(task, kind, msg, info),
+                50)
 
     def on_image(self, played: PlayedImage) -> None:
         """Player callback (player thread): remember when each frame was sent."""
@@ -118,8 +120,10 @@ class DetectionCollector(Node):
             self.sent[(played.topic, played.stamp_ns)] = played.sent_ns
             self.frames[played.topic] += 1
 
-    def _on_output(self, task: TaskConfig, kind: str, msg: Any) -> None:
-        received_ns = time.time_ns()
+    def _on_output(self, task: TaskConfig, kind: str, msg: Any, info: MessageInfo) -> None:
+        # When DDS received it: a consumer in another process would have it then, while this
+        # callback may wait for the GIL in a process busy with the container.
+        received_ns = info['received_timestamp'] or time.time_ns()
         header, _, detections = self.adapter.read_detections(kind, msg)
         stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         with self._lock:

@@ -44,6 +44,26 @@ def test_frames_inside_the_current_period_are_skipped(scheduler: Setup) -> None:
     assert sched.stats['traffic_light'].released == 3
 
 
+def test_the_period_is_judged_by_frame_stamps_not_arrival_jitter(scheduler: Setup) -> None:
+    sched, clock, _ = scheduler
+    period_ms = 100
+
+    def release(stamp_ms: float) -> bool:
+        stamp_ns = round(stamp_ms * 1e6)
+        return sched.release('traffic_light', clock.work([1]), stamp_ns=stamp_ns) is not None
+
+    assert release(0)
+    clock.advance_ms(130)  # the next frame was delayed in transport...
+    assert release(period_ms)
+    clock.advance_ms(40)  # ...so the one after it arrives early, yet it is a new period
+    assert release(2 * period_ms)
+    clock.advance_ms(100)
+    assert not release(2 * period_ms + 50)  # inside the period by its stamp
+    clock.advance_ms(100)
+    assert release(10)  # the stamp went backwards (a restarted source): arrival decides
+    assert sched.stats['traffic_light'].skipped == 1
+
+
 def test_outcomes_feed_statistics_and_analysis(scheduler: Setup) -> None:
     sched, clock, outcomes = scheduler
     lane = sched.lanes['gpu']
