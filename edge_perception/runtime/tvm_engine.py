@@ -113,7 +113,7 @@ class TvmEngine:
         self._vm = relax.VirtualMachine(executable, self._device)
         self._main = self._vm['main']
         # Filled in place for every call: allocating a tensor per call cost ~25 us, a fifth of
-        # the smallest classifier's whole run (151 -> 122 us).
+        # the smallest classifier's whole run (151 -> 127 us).
         self._input = tvm.runtime.empty(input_shape, 'float32', self._device)
         self._threads = threads
         self._configured = threading.local()
@@ -269,7 +269,7 @@ def tuned_module(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_targe
                  databases: Sequence[Path]) -> Any:
     """The lowered Relax module where every TIR function found in one of ``databases`` has
     its tuned schedule, from the first that has it (a scheduled function is marked
-    'tir.is_scheduled' and no longer matches the later ones)."""
+    'tirx.is_scheduled' and no longer matches the later ones)."""
     mod = _lowered(model, input_shape, tvm_target)
     for database in databases:
         with tvm_target:
@@ -315,7 +315,7 @@ class ModelStore:
 
         A record is a schedule (tiling, loop order, vectorised loops) for one TIR function;
         it replays on any CPU of the architecture. Measured: the detector tuned on znver5 runs
-        10.1 ms on a znver3 with that database and 234 ms untuned.
+        10-10.5 ms on a znver3 with that database and 234 ms untuned.
         """
         if not self.use_tuning:
             return []
