@@ -265,7 +265,8 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
     config = PerceptionConfig(
         source=source, model_dir=model_dir, lanes=lanes, tasks=tasks,
         executor_cpus=reader.cpus(top.get('executor_cpus', []), 'executor_cpus'),
-        gil_switch_interval_ms=reader.bounded_ms(top.get('gil_switch_interval_ms', 0.2),
+        gil_switch_interval_ms=reader.bounded_ms(top.get('gil_switch_interval_ms',
+                                                         PerceptionConfig.gil_switch_interval_ms),
                                                  'gil_switch_interval_ms', 0.01, 5.0))
     for task in tasks:
         for model in task.models:

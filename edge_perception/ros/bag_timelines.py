@@ -13,7 +13,11 @@ from pathlib import Path
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.monitor.timeline import Sample, TaskTimeline, TimelineError
 from edge_perception.ros.bags import read_bag
-from edge_perception.ros.message_adapter import DEADLINE_MISS_TOPIC, StandardAdapter
+from edge_perception.ros.message_adapter import (
+    DEADLINE_MISS_TOPIC,
+    StandardAdapter,
+    ns_from_time,
+)
 from edge_perception.tasks.pipelines import PIPELINES
 
 
@@ -27,7 +31,7 @@ def bag_timelines(bag: Path, config: PerceptionConfig) -> list[TaskTimeline]:
                 task = by_topic[message.topic]
                 header, _, _ = adapter.read_detections(PIPELINES[task.pipeline].output_kind,
                                                        decoded)
-                stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+                stamp = ns_from_time(header.stamp)
                 timelines[task.name].samples.append(
                     Sample(stamp / 1e9, (message.timestamp_ns - stamp) / 1e6))
             elif message.topic == DEADLINE_MISS_TOPIC:

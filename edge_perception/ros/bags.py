@@ -32,7 +32,7 @@ from tqdm import tqdm
 from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.ros.bag_errors import BagError
 from edge_perception.ros.image_conversion import encode_bgr8
-from edge_perception.ros.message_adapter import StandardAdapter, time_from_ns
+from edge_perception.ros.message_adapter import StandardAdapter, ns_from_time, time_from_ns
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CLASSES
 from edge_perception.tasks.detections import Detection
 
@@ -246,7 +246,7 @@ class BagPlayer:
                 progress.update()
                 if self.on_image is not None and stamp is not None:
                     self.on_image(PlayedImage(message.topic,
-                                              stamp.sec * 1_000_000_000 + stamp.nanosec,
+                                              ns_from_time(stamp),
                                               time.time_ns()))
 
     def stop(self) -> None:

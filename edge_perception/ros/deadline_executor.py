@@ -29,6 +29,7 @@ from rclpy.subscription import Subscription
 
 from edge_perception.core.jobs import Stages
 from edge_perception.core.scheduler import DeadlineScheduler
+from edge_perception.ros.message_adapter import ns_from_time
 
 StagesFor = Callable[[Any], Stages | None]
 
@@ -110,6 +111,4 @@ class DeadlineExecutor(Executor):
 def _stamp_ns(msg: Any) -> int | None:
     """The message's header stamp in ns, None for a message without a header or stamp 0."""
     stamp = getattr(getattr(msg, 'header', None), 'stamp', None)
-    if stamp is None:
-        return None
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec) or None
+    return None if stamp is None else ns_from_time(stamp) or None

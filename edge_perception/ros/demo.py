@@ -36,7 +36,11 @@ from edge_perception.ros.bags import (
     write_synthetic_bag,
 )
 from edge_perception.ros.container import PerceptionContainer
-from edge_perception.ros.message_adapter import StandardAdapter, message_adapter
+from edge_perception.ros.message_adapter import (
+    StandardAdapter,
+    message_adapter,
+    ns_from_time,
+)
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.metrics import MatchCounts
 from edge_perception.tasks.pipelines import PIPELINES
@@ -61,7 +65,7 @@ def load_truth(bag: Path) -> Truth:
             continue
         header, _, detections = adapter.read_detections(
             'traffic_light' if kind == 'light' else 'traffic_sign', decoded)
-        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        stamp = ns_from_time(header.stamp)
         truth.setdefault(stamp, {})[kind] = detections
     return truth
 
@@ -125,7 +129,7 @@ class DetectionCollector(Node):
         # callback may wait for the GIL in a process busy with the container.
         received_ns = info['received_timestamp'] or time.time_ns()
         header, _, detections = self.adapter.read_detections(kind, msg)
-        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        stamp = ns_from_time(header.stamp)
         with self._lock:
             sent_ns = self.sent.get((task.input_topic, stamp))
         if sent_ns is None:

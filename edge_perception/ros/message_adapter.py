@@ -62,7 +62,7 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f'unknown output kind {kind!r} (known: {list(OUTPUT_KINDS)})')
 
 
-def _ns(stamp: Any) -> int:
+def ns_from_time(stamp: Any) -> int:
     """Nanoseconds of a builtin_interfaces Time or Duration."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
@@ -153,7 +153,7 @@ class StandardAdapter:
             return DeadlineMissEvent(
                 task=status.name[len(MISS_PREFIX):], lane=status.hardware_id,
                 variant=values['variant'], job_id=int(values['job_id']),
-                release_ns=_ns(msg.header.stamp),
+                release_ns=ns_from_time(msg.header.stamp),
                 deadline_ns=round(float(values['deadline_ms']) * 1e6),
                 response_time_ns=round(float(values['response_time_ms']) * 1e6),
                 dropped=values['dropped'] == 'true')
@@ -224,8 +224,8 @@ class GeneratedAdapter:
     def read_deadline_miss(self, msg: Any) -> DeadlineMissEvent:
         return DeadlineMissEvent(
             task=msg.task, lane=msg.lane, variant=msg.variant, job_id=msg.job_id,
-            release_ns=_ns(msg.header.stamp), deadline_ns=_ns(msg.deadline),
-            response_time_ns=_ns(msg.response_time), dropped=msg.dropped)
+            release_ns=ns_from_time(msg.header.stamp), deadline_ns=ns_from_time(msg.deadline),
+            response_time_ns=ns_from_time(msg.response_time), dropped=msg.dropped)
 
 
 def message_adapter(*, prefer_generated: bool = True) -> MessageAdapter:

@@ -29,7 +29,7 @@ from edge_perception.core.jobs import Stages, run_to_completion
 from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.frame_sharing import SharedFrames
 from edge_perception.ros.image_conversion import ImageDecodeError, encode_bgr8
-from edge_perception.ros.message_adapter import MessageAdapter
+from edge_perception.ros.message_adapter import MessageAdapter, ns_from_time
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
 from edge_perception.tasks.frames import Frame
@@ -102,7 +102,7 @@ class PerceptionTaskNode(Node):
         for a bad frame, which is counted per reason and costs no job."""
         self.frames_received += 1
         stamp = msg.header.stamp
-        reason = self.stamps.check(stamp.sec * 1_000_000_000 + stamp.nanosec,
+        reason = self.stamps.check(ns_from_time(stamp),
                                    self.get_clock().now().nanoseconds)
         if reason is not None:
             self.bad_frames[reason] += 1

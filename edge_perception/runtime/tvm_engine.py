@@ -321,16 +321,17 @@ class ModelStore:
             return []
         own = self.tuning_database(model, variant, batch=batch, target=target)
         pattern = f'{target.tag(cpu="*")}/{own.name}'
-        siblings = sorted((self.manifest.root / TUNING_DIR).glob(pattern),
-                          key=tuning_records, reverse=True)
-        borrowed = next((db for db in siblings if db != own and tuning_records(db) > 0), None)
+        records = {db: tuning_records(db)  # this target's own folder is among them if it exists
+                   for db in (self.manifest.root / TUNING_DIR).glob(pattern)}
+        others = [db for db in records if db != own and records[db] > 0]
+        borrowed = max(others, key=lambda db: records[db], default=None)
+        has_own = records.get(own, 0) > 0
         if borrowed is not None and (model, variant, batch, target) not in self._borrowed:
             self._borrowed.add((model, variant, batch, target))
             _log.warning('%s/%s batch %d: %s schedules from the database tuned on %s '
                          '(`edge-perception tune` here gives this CPU its own)', model,
-                         variant, batch, 'missing' if tuning_records(own) else 'all',
-                         borrowed.parent.name)
-        return [db for db in (own, borrowed) if db is not None and tuning_records(db) > 0]
+                         variant, batch, 'missing' if has_own else 'all', borrowed.parent.name)
+        return [*([own] if has_own else []), *([borrowed] if borrowed is not None else [])]
 
     def library_path(self, model: str, variant: str, *, batch: int,
                      target: CompileTarget, part: Part | None = None) -> Path:

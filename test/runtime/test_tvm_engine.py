@@ -99,12 +99,19 @@ def test_cache_key_depends_on_target_and_batch(store: ModelStore) -> None:
     assert len(paths) == 6
 
 
-def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_copy: Path, tmp_path: Path) -> None:
-    target = CompileTarget('cpu')
+@pytest.fixture
+def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
+    """The model zoo with every committed database moved to a CPU that is not this one."""
     tuning = zoo_copy / 'tuning'
-    for committed in list(tuning.iterdir()):  # whatever CPU tuned them, it is not this one now
+    for committed in list(tuning.iterdir()):
         committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
-    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    return zoo_copy
+
+
+def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_tuned_elsewhere: Path,
+                                                       tmp_path: Path) -> None:
+    target = CompileTarget('cpu')
+    store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache')
     own = store.tuning_database('sign_classifier', 'half', batch=1, target=target)
     [borrowed] = store.applied_databases('sign_classifier', 'half', batch=1, target=target)
     assert borrowed.name == own.name
@@ -118,20 +125,17 @@ def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_copy: Path, tmp_path:
     assert store.applied_databases('sign_classifier', 'half', batch=1,
                                    target=target) == [own, borrowed]
     assert store.library_path('sign_classifier', 'half', batch=1, target=target) != borrowing
-    untuned = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache',
+    untuned = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache',
                          use_tuning=False)
     assert untuned.applied_databases('sign_classifier', 'half', batch=1, target=target) == []
 
 
 def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
-        zoo_copy: Path, tmp_path: Path) -> None:
+        zoo_tuned_elsewhere: Path, tmp_path: Path) -> None:
     """A focused tuning run on a new CPU covers a few functions (here: one); the others keep
     the borrowed schedules, and outputs stay those of onnxruntime."""
     target = CompileTarget('cpu')
-    tuning = zoo_copy / 'tuning'
-    for committed in list(tuning.iterdir()):
-        committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
-    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache')
     own = store.tuning_database('sign_classifier', 'half', batch=1, target=target)
     [borrowed] = store.applied_databases('sign_classifier', 'half', batch=1, target=target)
     own.mkdir(parents=True)
@@ -155,7 +159,8 @@ def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
     engine = store.engine('sign_classifier', 'half')
     inputs = realistic_input(engine.input_shape, seed=3)
     reference = onnxruntime.InferenceSession(
-        str(zoo_copy / 'sign_classifier' / 'half.onnx'), providers=['CPUExecutionProvider'])
+        str(zoo_tuned_elsewhere / 'sign_classifier' / 'half.onnx'),
+        providers=['CPUExecutionProvider'])
     np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
                                atol=ATOL, rtol=RTOL)
 
