@@ -5,10 +5,15 @@ input, so all see the same machine state; the ratio of medians TVM tuned / onnxr
 the figure of merit (lower is better, <= 1.0 is the goal). "Tuned" is the build a node gets:
 with the committed MetaSchedule database of this CPU, or one tuned on another CPU of the same
 kind (column ``db`` names the CPU whose records come first; "no": untuned).
+
+On a CUDA host the same comparison runs for the gpu lane's builds (``device='cuda'``):
+onnxruntime then uses its CUDA provider when the installed build has one, else the CPU with
+every core, and the row names the provider it got.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,29 +41,43 @@ class LatencyRow:
     untuned_p99_ms: float
     ort_p50_ms: float
     ort_p99_ms: float
+    device: str = 'cpu'  # where the TVM builds run
+    ort_provider: str = 'cpu'  # onnxruntime's execution provider: 'cpu' or 'cuda'
 
     @property
     def ratio(self) -> float:
         return self.tvm_p50_ms / self.ort_p50_ms
 
 
-def _session(path: str, threads: int) -> onnxruntime.InferenceSession:
+def _session(path: str, threads: int, device: str) -> tuple[onnxruntime.InferenceSession, str]:
+    """onnxruntime on ``device`` where its build supports it; returns the provider used."""
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    if device == 'cuda' and 'CUDAExecutionProvider' in onnxruntime.get_available_providers():
+        return onnxruntime.InferenceSession(path, options,
+                                            providers=['CUDAExecutionProvider']), 'cuda'
+    # Against a GPU build, the CPU reference gets every core: its best, not a handicap.
+    options.intra_op_num_threads = (len(os.sched_getaffinity(0)) if device == 'cuda'
+                                    else threads)
+    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider']), 'cpu'
 
 
 def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
-            threads: Sequence[int], repeats: int) -> list[LatencyRow]:
+            threads: Sequence[int], repeats: int, device: str = 'cpu') -> list[LatencyRow]:
+    """Rows for every model variant, batch and thread count (a CUDA build has no thread
+    count: ``threads`` is ignored for ``device='cuda'``)."""
+    if device == 'cuda':
+        threads = (1,)
     cases = [(model, variant, batch, n_threads)
              for model, entry in sorted(store.manifest.models.items())
              for variant in sorted(entry.variants) for batch in batches for n_threads in threads]
     rows = []
-    for model, variant, batch, n_threads in tqdm(cases, desc='model latency'):
-        engine = store.engine(model, variant, batch=batch, threads=n_threads)
-        plain = untuned.engine(model, variant, batch=batch, threads=n_threads)
-        session = _session(str(store.manifest.path(model, variant)), n_threads)
+    for model, variant, batch, n_threads in tqdm(cases, desc=f'model latency ({device})'):
+        lane = {'device': device, 'threads': n_threads, 'lane': f'bench-{device}'}
+        engine = store.engine(model, variant, batch=batch, **lane)
+        plain = untuned.engine(model, variant, batch=batch, **lane)
+        session, provider = _session(str(store.manifest.path(model, variant)), n_threads,
+                                     device)
         inputs = np.random.default_rng(0).uniform(0, 255, engine.input_shape).astype(np.float32)
         runners: tuple[Callable[[], object], ...] = (
             partial(engine.run, inputs), partial(plain.run, inputs),
@@ -71,12 +90,13 @@ def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
                 start = time.perf_counter()
                 run()
                 spent.append(time.perf_counter() - start)
-        target = CompileTarget('cpu', n_threads)
+        target = CompileTarget(device, n_threads)
         applied = store.applied_databases(model, variant, batch=batch, target=target)
         rows.append(LatencyRow(
             model, variant, batch, n_threads,
             applied[0].parent.name.split('-')[1] if applied else '',
-            *_p50_p99(seconds[0]), *_p50_p99(seconds[1]), *_p50_p99(seconds[2])))
+            *_p50_p99(seconds[0]), *_p50_p99(seconds[1]), *_p50_p99(seconds[2]),
+            device=device, ort_provider=provider))
     return rows
 
 
@@ -86,15 +106,16 @@ def _p50_p99(seconds: list[float]) -> tuple[float, float]:
 
 
 def format_rows(rows: Sequence[LatencyRow]) -> str:
-    lines = ['latency in ms (p50 / p99); TVM/ORT = ratio of medians, tuned TVM vs onnxruntime',
-             f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"db":>7} '
-             f'{"TVM tuned":>15} {"TVM untuned":>17} {"onnxruntime":>13} {"TVM/ORT":>8} '
-             f'{"untuned/ORT":>11}']
+    lines = ['latency in ms (p50 / p99); TVM/ORT = ratio of medians, tuned TVM vs onnxruntime; '
+             "dev: where TVM ran, ort: onnxruntime's provider",
+             f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"dev":>4} {"db":>7} '
+             f'{"TVM tuned":>15} {"TVM untuned":>17} {"ort":>4} {"onnxruntime":>13} '
+             f'{"TVM/ORT":>8} {"untuned/ORT":>11}']
     for r in rows:
         lines.append(f'{r.model:<16} {r.variant:<8} {r.batch:>5} {r.threads:>3} '
-                     f'{r.database or "no":>7} '
+                     f'{r.device:>4} {r.database or "no":>7} '
                      f'{r.tvm_p50_ms:>7.2f} / {r.tvm_p99_ms:<6.2f} '
-                     f'{r.untuned_p50_ms:>8.2f} / {r.untuned_p99_ms:<6.2f} '
+                     f'{r.untuned_p50_ms:>8.2f} / {r.untuned_p99_ms:<6.2f} {r.ort_provider:>4} '
                      f'{r.ort_p50_ms:>5.2f} / {r.ort_p99_ms:<5.2f} {r.ratio:>7.1f}x '
                      f'{r.untuned_p50_ms / r.ort_p50_ms:>10.1f}x')
     return '\n'.join(lines)
@@ -104,7 +125,7 @@ def plot(rows: Sequence[LatencyRow], path: Path) -> None:
     """Median latency per model variant (batch 1, 1 thread): TVM tuned, untuned, onnxruntime."""
     plt = pyplot()
     chosen = [r for r in rows if r.batch == 1 and r.threads == 1] or list(rows)
-    names = [f'{r.model}\n{r.variant} b{r.batch} t{r.threads}' for r in chosen]
+    names = [f'{r.model}\n{r.variant} b{r.batch} {r.device}' for r in chosen]
     x = np.arange(len(chosen))
     figure, axis = plt.subplots(figsize=(max(6.0, len(chosen) * 1.2), 4))
     for offset, (label, values) in enumerate((

@@ -89,13 +89,14 @@ def _block(text: str) -> list[str]:
 def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
             say: Callable[[str], None]) -> list[str]:
     from edge_perception.bench import model_latency
-    from edge_perception.runtime.tvm_engine import ModelStore
+    from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
 
     store = ModelStore.of(config.model_dir)
     untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
-    rows = model_latency.measure(store, untuned, batches=settings.model_batches,
-                                 threads=settings.model_threads,
-                                 repeats=settings.model_repeats)
+    rows = [row for device in ('cpu', 'cuda') if device == 'cpu' or cuda_available()
+            for row in model_latency.measure(store, untuned, batches=settings.model_batches,
+                                             threads=settings.model_threads,
+                                             repeats=settings.model_repeats, device=device)]
     table = model_latency.format_rows(rows)
     say(table)
     model_latency.plot(rows, out_dir / 'model_latency.png')

@@ -69,6 +69,18 @@ def host_cpu() -> str:
     return cpu if tvm.target.codegen.llvm_is_valid_cpu(cpu, 'x86_64-linux-gnu') else 'generic'
 
 
+def _cuda_device_attributes() -> dict[str, Any]:
+    """The GPU's architecture and limits, read from device 0: MetaSchedule's thread binding
+    and dlight's rules refuse a CUDA target that does not state them."""
+    if not cuda_available():
+        raise ModelLoadError('no CUDA device to compile for (TVM sees none on this machine)')
+    gpu = tvm.cuda(0)
+    return {'kind': 'cuda', 'arch': 'sm_' + gpu.compute_version.replace('.', ''),
+            'max_threads_per_block': gpu.max_threads_per_block,
+            'max_shared_memory_per_block': gpu.max_shared_memory_per_block,
+            'thread_warp_size': gpu.warp_size}
+
+
 @dataclass(frozen=True)
 class CompileTarget:
     """Where a lane runs its models: 'cpu' (LLVM, ``num_cores`` threads) or 'cuda'."""
@@ -80,7 +92,7 @@ class CompileTarget:
         host = {'kind': 'llvm', 'mtriple': 'x86_64-linux-gnu', 'mcpu': host_cpu(),
                 'num-cores': self.num_cores}
         if self.device == 'cuda':
-            return {'kind': 'cuda', 'host': host}
+            return {**_cuda_device_attributes(), 'host': host}
         if self.device == 'cpu':
             return host
         raise ModelLoadError(f'unknown device {self.device!r} (use cpu or cuda)')
@@ -172,6 +184,7 @@ def _lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: A
     Tuning and building both start from this module, so the tuned workloads match exactly
     (a sub-model's workloads are the whole model's: one database serves both).
     """
+    model = _with_identifier_input(model)
     input_name = model.graph.input[0].name
     with warnings.catch_warnings():
         # ONNX tensor names like '/stem/Relu_output_0' are renamed for Relax: harmless.
@@ -185,6 +198,24 @@ def _lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: A
         passes.append(relax.transform.ConvertLayout(CPU_CONV_LAYOUT))
     with tvm_target:
         return tvm.transform.Sequential([*passes, relax.pipeline.zero_pipeline()])(mod)
+
+
+def _with_identifier_input(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its input renamed 'input' when its name is no C identifier.
+
+    A sub-model's input is an inner tensor such as '/block1/Relu_output_0'; the CUDA code
+    generator passes it to the first kernel as a parameter of that name, which nvcc rejects.
+    Names are not part of a TIR workload's hash, so tuning records still apply.
+    """
+    name = model.graph.input[0].name
+    if name.isidentifier():
+        return model
+    renamed = onnx.ModelProto()
+    renamed.CopyFrom(model)
+    renamed.graph.input[0].name = 'input'
+    for node in renamed.graph.node:
+        node.input[:] = ['input' if used == name else used for used in node.input]
+    return renamed
 
 
 def tuning_records(database: Path) -> int:
@@ -208,10 +239,17 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
+    build_errors: list[str] = []
+
     @derived_object
     class Progress(ms.measure_callback.PyMeasureCallback):  # type: ignore[misc]
         def apply(self, task_scheduler: Any, task_id: int, measure_candidates: list[Any],
                   builder_results: list[Any], runner_results: list[Any]) -> None:
+            failed = [str(r.error_msg) for r in builder_results if r.error_msg]
+            if failed and not build_errors:  # MetaSchedule only counts them: say why, once
+                _log.warning('tuning: %d of %d candidates failed to build; first error: %s',
+                             len(failed), len(builder_results), failed[0].strip()[-500:])
+            build_errors.extend(failed)
             on_trials(len(runner_results))
 
     tvm_target = tvm.target.Target(target.spec())
@@ -230,11 +268,16 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     # budget, or the last tasks would get no trial at all and stay untuned.
     share = max(1, trials // max(tasks, 1))
     per_iter = max(4, min(16, share))
+    # The builder starts a fresh pool of worker processes for every batch, each importing
+    # TVM: with one worker per core on a 16-core GPU host, the start alone outran the default
+    # 30 s timeout and every CUDA candidate "failed to build". One worker per candidate.
+    builder = ms.builder.LocalBuilder(max_workers=min(per_iter, os.cpu_count() or 1),
+                                      timeout_sec=120.0)
     with tvm_target:
         ms.relax_integration.tune_relax(
             mod, params={}, target=tvm_target, work_dir=str(database),
             max_trials_global=trials, max_trials_per_task=max(per_iter, share),
-            num_trials_per_iter=per_iter, seed=seed, op_names=chosen,
+            num_trials_per_iter=per_iter, seed=seed, op_names=chosen, builder=builder,
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
                 number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False)),
@@ -249,7 +292,7 @@ def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[in
     tvm_target = tvm.target.Target(target.spec())
     mod = tuned_module(model, input_shape, tvm_target, databases)
     if target.device == 'cuda':
-        from tvm import dlight
+        from tvm.s_tir import dlight
 
         # Relax on CUDA needs every TIR function bound to GPU threads; dlight's rules do it.
         with tvm_target:

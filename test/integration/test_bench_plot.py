@@ -36,8 +36,16 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
 
 def test_model_latency_rows_name_the_database_and_the_ratio() -> None:
     rows = [LatencyRow('detector', 'full', 1, 1, 'znver5', 10.0, 11.0, 200.0, 210.0, 5.0, 6.0),
-            LatencyRow('sign_classifier', 'quarter', 1, 1, '', 0.2, 0.3, 0.2, 0.3, 0.1, 0.1)]
+            LatencyRow('sign_classifier', 'quarter', 1, 1, '', 0.2, 0.3, 0.2, 0.3, 0.1, 0.1),
+            LatencyRow('detector', 'half', 4, 1, 'sm90', 1.0, 1.2, 4.0, 4.1, 8.0, 9.0,
+                       device='cuda', ort_provider='cpu')]
     lines = format_rows(rows).splitlines()
-    assert lines[2].split()[4] == 'znver5'
+    assert lines[2].split()[4:6] == ['cpu', 'znver5']
     assert lines[2].split()[-2:] == ['2.0x', '40.0x']
-    assert lines[3].split()[4] == 'no'
+    assert lines[3].split()[5] == 'no'
+    # A GPU row names where TVM ran, the database's GPU and onnxruntime's provider.
+    cuda = lines[4].split()
+    assert cuda[4:6] == ['cuda', 'sm90']
+    assert cuda[12] == 'cpu'
+    assert cuda[-2:] == ['0.1x', '0.5x']
+

@@ -92,11 +92,12 @@ def test_cache_is_reused_and_keyed_by_model_hash(zoo_copy: Path, tmp_path: Path)
 
 
 def test_cache_key_depends_on_target_and_batch(store: ModelStore) -> None:
-    paths = {
-        store.library_path('detector', 'half', batch=batch, target=CompileTarget(device, cores))
-        for batch in (1, 4) for device, cores in (('cpu', 1), ('cpu', 2), ('cuda', 1))
-    }
-    assert len(paths) == 6
+    # A CUDA target states the GPU it was read from, so it exists only where one does.
+    targets = [CompileTarget('cpu', 1), CompileTarget('cpu', 2)]
+    targets += [CompileTarget('cuda')] if cuda_available() else []
+    paths = {store.library_path('detector', 'half', batch=batch, target=target)
+             for batch in (1, 4) for target in targets}
+    assert len(paths) == 2 * len(targets)
 
 
 @pytest.fixture
@@ -253,6 +254,21 @@ def test_cuda_build_matches_onnxruntime(store: ModelStore, model: str, variant: 
         str(store.manifest.path(model, variant)), providers=['CPUExecutionProvider'])
     np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
                                atol=ATOL * 10, rtol=RTOL * 10)
+
+
+@pytest.mark.skipif(cuda_available(), reason='this machine has a CUDA device')
+def test_cuda_target_needs_a_device() -> None:
+    with pytest.raises(ModelLoadError, match=r'no CUDA device to compile for'):
+        CompileTarget('cuda').spec()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason='no CUDA device on this machine')
+def test_cuda_target_states_the_gpu_limits() -> None:
+    spec = CompileTarget('cuda').spec()
+    assert spec['arch'].startswith('sm_')
+    assert spec['max_threads_per_block'] >= 256
+    assert spec['host']['kind'] == 'llvm'
 
 
 def test_cached_library_loads_fast_enough_for_node_start(store: ModelStore) -> None:
