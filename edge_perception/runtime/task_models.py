@@ -128,11 +128,17 @@ class TaskModels:
             return [Stage(None, lanes[0])]
         cuts = self._store.cut_points(model, variant)
         segments = self._store.parts(model, variant, cuts)
-        home = self.task.lane
-        times = [median_latency_ns(self._engine(model, variant, 1, Stage(part, home)),
-                                   runs=PROFILE_RUNS)
-                 for part in segments]
-        chosen = balanced_cuts(times, len(lanes))
+        # Every segment is timed on every stage's device: a GPU lane is many times faster
+        # than a CPU one, and the balance point must know it. Lanes alike are timed once.
+        timed: dict[Placement, list[int]] = {}
+        for lane in lanes:
+            if self._lanes[lane] not in timed:
+                timed[self._lanes[lane]] = [
+                    median_latency_ns(self._engine(model, variant, 1, Stage(part, lane)),
+                                      runs=PROFILE_RUNS)
+                    for part in segments]
+        times = [timed[self._lanes[lane]] for lane in lanes]
+        chosen = balanced_cuts(times)
         parts = self._store.parts(model, variant, [cuts[i - 1] for i in chosen])
         return [Stage(part, lane, spent)
                 for part, lane, spent in zip(parts, lanes, stage_times(times, chosen),
