@@ -43,6 +43,7 @@ from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
 from edge_perception.ros.frame_sharing import SharedFrames
+from edge_perception.ros.lean_node import LeanNode
 from edge_perception.ros.message_adapter import (
     DEADLINE_MISS_TOPIC,
     message_adapter,
@@ -80,7 +81,7 @@ class PerceptionContainer:
         if only_task is not None:
             config = dataclasses.replace(config, tasks=(config.task(only_task),))
         self.config = config
-        self.node = node or Node(CONTAINER_NAME, context=context)
+        self.node = node or LeanNode(CONTAINER_NAME, context=context)
         self.log = self.node.get_logger()
         self.store = ModelStore.of(config.model_dir)
         self.adapter = message_adapter()
@@ -263,7 +264,7 @@ def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
 def run_container(args: list[str] | None = None, *, only_task: str | None = None) -> None:
     """Init rclpy, read ``config_file`` from the container's parameters, spin every node."""
     rclpy.init(args=args)
-    owner = Node(CONTAINER_NAME if only_task is None else f'{only_task}_host')
+    owner = LeanNode(CONTAINER_NAME if only_task is None else f'{only_task}_host')
     container: PerceptionContainer | None = None
     try:
         config_file: str = owner.declare_parameter(

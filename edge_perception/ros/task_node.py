@@ -17,7 +17,6 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.qos import qos_profile_sensor_data
@@ -29,6 +28,7 @@ from edge_perception.core.jobs import Stages, run_to_completion
 from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.frame_sharing import SharedFrames
 from edge_perception.ros.image_conversion import ImageDecodeError, encode_bgr8
+from edge_perception.ros.lean_node import LeanNode
 from edge_perception.ros.message_adapter import MessageAdapter, ns_from_time
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
@@ -36,7 +36,7 @@ from edge_perception.tasks.frames import Frame
 from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
 
 
-class PerceptionTaskNode(Node):
+class PerceptionTaskNode(LeanNode):
     """Runs one task's pipeline on every frame of its input topic.
 
     Parameters (declared with type, range and description):
