@@ -1,0 +1,52 @@
+"""Frames that wait together are taken urgent first: the DeadlineExecutor orders its nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.context import Context
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from edge_perception.core.config import load_config
+from edge_perception.core.scheduler import DeadlineScheduler
+from edge_perception.ros.deadline_executor import DeadlineExecutor
+
+
+@pytest.fixture
+def deadline_executor(repo_root: Path, ros_context: Context) -> Iterator[DeadlineExecutor]:
+    # f1tenth.yaml: traffic_light (deadline 100 ms) outranks traffic_sign (200 ms).
+    scheduler = DeadlineScheduler(load_config(repo_root / 'config' / 'f1tenth.yaml'))
+    executor = DeadlineExecutor(scheduler, context=ros_context)
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+
+
+def task_node(executor: DeadlineExecutor, context: Context, task: str) -> Node:
+    node = Node(f'{task}_node', context=context)
+    group = MutuallyExclusiveCallbackGroup()
+    node.create_subscription(Image, f'/{task}/image', lambda msg: None, 1,
+                             callback_group=group)
+    executor.assign(group, task=task, stages_for=lambda msg: None)
+    return node
+
+
+def test_nodes_of_urgent_tasks_come_first(deadline_executor: DeadlineExecutor,
+                                          ros_context: Context) -> None:
+    # Added least urgent first, with an unassigned node (diagnostics, monitor) in between.
+    nodes = [task_node(deadline_executor, ros_context, 'traffic_sign'),
+             Node('aaa_unassigned', context=ros_context),
+             task_node(deadline_executor, ros_context, 'traffic_light')]
+    try:
+        for node in nodes:
+            deadline_executor.add_node(node)
+        assert [n.get_name() for n in deadline_executor.get_nodes()] == [
+            'traffic_light_node', 'traffic_sign_node', 'aaa_unassigned']
+    finally:
+        for node in nodes:
+            node.destroy_node()
