@@ -87,9 +87,10 @@ class Workload:
 
 
 def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_tasks: int,
-                   frames: int) -> Workload:
+                   frames: int, urgent_margin: float = URGENT_MARGIN) -> Workload:
     """Tasks and a recorded drive whose camera rate loads the busier lane to ``load`` x its
-    capacity; every executor replays the same bag."""
+    capacity; every executor replays the same bag. The period leaves the light task
+    ``urgent_margin`` x its own profiled time plus one blocking sign stage."""
     store = ModelStore.of(base.model_dir)
     frame = busy_frame()
 
@@ -104,12 +105,12 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
 
     light, sign = stages_ms('traffic_light'), stages_ms('traffic_sign')
     # Sign tasks are added, alternating over the lanes, until the period that loads the busier
-    # lane to ``load`` x leaves the light task URGENT_MARGIN x its own time plus one blocking
-    # sign stage; every task has that period as its deadline.
+    # lane to ``load`` x leaves the light task ``urgent_margin`` x its own time plus one
+    # blocking sign stage; every task has that period as its deadline.
     lanes = {'gpu': sum(light), 'cpu': 0.0}
     sign_lanes: list[str] = []
     while len(sign_lanes) < 2 or (
-            max(lanes.values()) / load < URGENT_MARGIN * (sum(light) + max(sign))
+            max(lanes.values()) / load < urgent_margin * (sum(light) + max(sign))
             and len(sign_lanes) < sign_tasks):
         lane = min(lanes, key=lambda name: lanes[name])
         lanes[lane] += sum(sign)
