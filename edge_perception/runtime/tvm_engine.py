@@ -239,17 +239,17 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
-    build_errors: list[str] = []
+    warned: list[bool] = []  # set once the first build error was logged
 
     @derived_object
     class Progress(ms.measure_callback.PyMeasureCallback):  # type: ignore[misc]
         def apply(self, task_scheduler: Any, task_id: int, measure_candidates: list[Any],
                   builder_results: list[Any], runner_results: list[Any]) -> None:
             failed = [str(r.error_msg) for r in builder_results if r.error_msg]
-            if failed and not build_errors:  # MetaSchedule only counts them: say why, once
+            if failed and not warned:  # MetaSchedule only counts them: say why, once
                 _log.warning('tuning: %d of %d candidates failed to build; first error: %s',
                              len(failed), len(builder_results), failed[0].strip()[-500:])
-            build_errors.extend(failed)
+                warned.append(True)
             on_trials(len(runner_results))
 
     tvm_target = tvm.target.Target(target.spec())

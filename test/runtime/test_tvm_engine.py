@@ -271,6 +271,19 @@ def test_cuda_target_states_the_gpu_limits() -> None:
     assert spec['host']['kind'] == 'llvm'
 
 
+def test_a_sub_model_input_gets_an_identifier_name(store: ModelStore) -> None:
+    """CUDA kernels take the graph input as a C parameter: '/block1/...' must not reach it."""
+    from edge_perception.runtime.model_split import sub_model
+
+    cuts = store.cut_points('detector', 'half')
+    back = store.parts('detector', 'half', cuts[len(cuts) // 2:][:1])[1]
+    model = sub_model(store.static_onnx('detector', 'half', 1), *back)
+    assert not model.graph.input[0].name.isidentifier()
+    mod = tuned_module(model, store.part_input_shape('detector', 'half', 1, back),
+                       tvm.target.Target(CompileTarget('cpu').spec()), [])
+    assert [param.name for param in mod['main'].params] == ['input']
+
+
 def test_cached_library_loads_fast_enough_for_node_start(store: ModelStore) -> None:
     """Loading is what a node start pays once the cache holds the library: no compilation."""
     library = store.build('detector', 'full', batch=1, target=CompileTarget('cpu'))
