@@ -11,6 +11,7 @@ services, diagnostics) runs in the spinning thread as usual.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,10 @@ class DeadlineExecutor(Executor):
         super().__init__(context=context)
         self.scheduler = scheduler
         self._routes: dict[CallbackGroup, _Route] = {}
+        # get_nodes() runs before every wait: ranking the nodes anew each time cost ~60 us
+        # of the spinning thread's ~0.8 ms per wait (18 nodes). Cleared when a route changes.
+        self._urgency_of: weakref.WeakKeyDictionary[Node, tuple[int, str]] = (
+            weakref.WeakKeyDictionary())
         self._started = False
 
     def assign(self, group: CallbackGroup, *, task: str, stages_for: StagesFor) -> None:
@@ -63,6 +68,7 @@ class DeadlineExecutor(Executor):
         if task not in self.scheduler.tasks:
             raise ValueError(f'unknown task {task!r} (known: {sorted(self.scheduler.tasks)})')
         self._routes[group] = _Route(task, stages_for)
+        self._urgency_of.clear()
 
     def get_nodes(self) -> list[Node]:
         """The nodes, those of the most urgent tasks first.
@@ -74,9 +80,12 @@ class DeadlineExecutor(Executor):
         return sorted(super().get_nodes(), key=self._urgency)
 
     def _urgency(self, node: Node) -> tuple[int, str]:
-        ranks = [self.scheduler.priorities[route.task] for sub in node.subscriptions
-                 if (route := self._routes.get(sub.callback_group)) is not None]
-        return min(ranks, default=len(self.scheduler.priorities)), node.get_name()
+        if node not in self._urgency_of:
+            ranks = [self.scheduler.priorities[route.task] for sub in node.subscriptions
+                     if (route := self._routes.get(sub.callback_group)) is not None]
+            self._urgency_of[node] = (min(ranks, default=len(self.scheduler.priorities)),
+                                      node.get_name())
+        return self._urgency_of[node]
 
     # rclpy's hook that turns a ready subscription into the coroutine that handles its
     # message; overriding it keeps waiting, taking and callback-group bookkeeping in rclpy.
