@@ -93,7 +93,8 @@ def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
 
     store = ModelStore.of(config.model_dir)
     untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
-    rows = [row for device in ('cpu', 'cuda') if device == 'cpu' or cuda_available()
+    devices = ['cpu', 'cuda'] if cuda_available() else ['cpu']
+    rows = [row for device in devices
             for row in model_latency.measure(store, untuned, batches=settings.model_batches,
                                              threads=settings.model_threads,
                                              repeats=settings.model_repeats, device=device)]

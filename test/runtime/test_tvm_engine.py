@@ -12,6 +12,7 @@ import pytest
 import tvm
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
+from edge_perception.runtime.model_split import sub_model
 from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
@@ -273,8 +274,6 @@ def test_cuda_target_states_the_gpu_limits() -> None:
 
 def test_a_sub_model_input_gets_an_identifier_name(store: ModelStore) -> None:
     """CUDA kernels take the graph input as a C parameter: '/block1/...' must not reach it."""
-    from edge_perception.runtime.model_split import sub_model
-
     cuts = store.cut_points('detector', 'half')
     back = store.parts('detector', 'half', cuts[len(cuts) // 2:][:1])[1]
     model = sub_model(store.static_onnx('detector', 'half', 1), *back)
