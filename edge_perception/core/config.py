@@ -19,7 +19,8 @@ from edge_perception.tasks.pipelines import PIPELINES
 
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
-_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms'})
+_TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms',
+                       'wcet_margin'})
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
@@ -90,6 +91,8 @@ class PerceptionConfig:
     thread pools), so that a lane pinned elsewhere has its core to itself; () = anywhere.
     ``gil_switch_interval_ms``: how long a thread holding the GIL may keep a lane waiting
     (Python's default is 5 ms), set while the lanes run.
+    ``wcet_margin``: factor on measured (or profiled) stage times before the response-time
+    analysis uses them as WCETs (see :func:`~edge_perception.core.scheduling.padded`).
     """
 
     source: Path
@@ -98,6 +101,7 @@ class PerceptionConfig:
     tasks: tuple[TaskConfig, ...]
     executor_cpus: tuple[int, ...] = ()
     gil_switch_interval_ms: float = 0.2
+    wcet_margin: float = 1.3
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:
@@ -147,6 +151,12 @@ class _Reader:
             raise self.fail(where, f'= {value!r} must be a number of milliseconds')
         if not math.isfinite(value) or value <= 0:
             raise self.fail(where, f'= {value!r} must be positive and finite')
+        return float(value)
+
+    def bounded(self, value: Any, where: str, low: float, high: float) -> float:
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not low <= value <= high):  # NaN fails the range test too
+            raise self.fail(where, f'= {value!r} must be a number in [{low}, {high}]')
         return float(value)
 
     def bounded_ms(self, value: Any, where: str, low: float, high: float) -> float:
@@ -267,7 +277,9 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
         executor_cpus=reader.cpus(top.get('executor_cpus', []), 'executor_cpus'),
         gil_switch_interval_ms=reader.bounded_ms(top.get('gil_switch_interval_ms',
                                                          PerceptionConfig.gil_switch_interval_ms),
-                                                 'gil_switch_interval_ms', 0.01, 5.0))
+                                                 'gil_switch_interval_ms', 0.01, 5.0),
+        wcet_margin=reader.bounded(top.get('wcet_margin', PerceptionConfig.wcet_margin),
+                                   'wcet_margin', 1.0, 4.0))
     for task in tasks:
         for model in task.models:
             for variant in task.variants:

@@ -20,6 +20,7 @@ from edge_perception.core.scheduling import (
     ResponseBound,
     TaskTiming,
     deadline_monotonic,
+    padded,
     response_times,
 )
 from edge_perception.core.task_stats import TaskStats
@@ -168,13 +169,15 @@ class DeadlineScheduler:
         return stopped
 
     def timing(self, task: str) -> TaskTiming | None:
-        """The task's measured timing (None before any job completed)."""
+        """The task's measured timing, stage maxima padded by the configured WCET margin
+        (None before any job completed)."""
         with self._stats_lock:
             stages = self.stats[task].stage_wcets_ns()
         if not stages:
             return None
         config = self.tasks[task]
-        return TaskTiming(task, config.lane, config.period_ns, config.deadline_ns, stages)
+        return TaskTiming(task, config.lane, config.period_ns, config.deadline_ns,
+                          padded(stages, self.config.wcet_margin))
 
     def analysis(self) -> dict[str, ResponseBound]:
         """Response-time analysis with measured WCETs, over the tasks measured so far."""

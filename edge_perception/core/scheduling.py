@@ -37,6 +37,15 @@ class TaskTiming:
         return max(self.stage_wcets)
 
 
+def padded(stage_ns: Sequence[int], margin: float) -> tuple[int, ...]:
+    """Measured stage times scaled by a safety ``margin`` (>= 1) for use as WCETs.
+
+    Measured maxima are samples, not bounds: on a shared machine a later job can take longer
+    than any measured one, and an analysis fed the raw maxima then admits tasks that miss.
+    """
+    return tuple(math.ceil(ns * margin) for ns in stage_ns)
+
+
 @dataclass(frozen=True)
 class ResponseBound:
     task: str

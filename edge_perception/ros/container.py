@@ -39,6 +39,7 @@ from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.launch_plan import CONTAINER_NAME
 from edge_perception.core.scheduler import DeadlineScheduler
+from edge_perception.core.scheduling import padded
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
@@ -162,7 +163,7 @@ class PerceptionContainer:
                 metrics = {model: self.store.manifest.variant(model, variant).metrics
                            for model in task.models}
                 options.append(VariantOption(variant, task_node.pipeline.accuracy(metrics),
-                                             stage_ns))
+                                             padded(stage_ns, self.config.wcet_margin)))
             models.variant = start_variant
             table[name] = TaskVariants(name, task.lane, task.period_ns, task.deadline_ns,
                                        tuple(options))

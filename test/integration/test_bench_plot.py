@@ -19,6 +19,7 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     rows = [TaskRow(executor=name, task=task, lane='cpu', deadline_ms=80.0, frames=10,
                     misses=index, p50_ms=20.0, p99_ms=60.0,
                     schedulable=True if index == 0 else None,
+                    rta_ms=45.0 if index == 0 else None,
                     executor_misses=(0, 7, 1) if index == 0 else None,
                     response_ms=tuple(10.0 + 5 * i + 30 * index for i in range(10)))
             for index, name in enumerate(EXECUTORS) for task in ('traffic_light', 'sign_0')]
@@ -30,7 +31,10 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     assert out.stat().st_size > 10_000
     report = format_report(workload, rows).splitlines()
     ours = [line for line in report if line.startswith('deadline (ours)')]
-    assert ours[0].split()[-2:] == ['ok', '0/7/1']  # RTA verdict; late/dropped/skipped inside
+    # RTA verdict and bound; late/dropped/skipped inside
+    assert ours[0].split()[-3:] == ['ok', '45.0', '0/7/1']
+    assert ('tasks the analysis admits: traffic_light, sign_0; their misses: 14 inside the '
+            'executor (late + dropped), 0 end to end, of 20 frames (target 0)') in report
     assert 'ours vs the better stock executor (rclpy SingleThreaded): 100.0% fewer' in report[-2]
 
 

@@ -55,6 +55,7 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
     assert config.lanes[0].cpus == (0,)
     assert config.executor_cpus == ()  # default: the executor's threads run anywhere
     assert config.gil_switch_interval_ms == 0.2
+    assert config.wcet_margin == 1.3
     assert task.stages == ('gpu',)  # default: one stage on the task's lane
 
 
@@ -85,6 +86,8 @@ def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
     ({**VALID, 'executor_cpus': 1}, r'executor_cpus = 1 must be a list of CPU indices'),
     ({**VALID, 'gil_switch_interval_ms': 50}, r'gil_switch_interval_ms = 50 must be in \[0.01'),
     ({**VALID, 'gil_switch_interval_ms': 'fast'}, r'gil_switch_interval_ms = .fast. must be a '),
+    ({**VALID, 'wcet_margin': 0.8}, r'wcet_margin = 0.8 must be a number in \[1.0, 4.0\]'),
+    ({**VALID, 'wcet_margin': float('nan')}, r'wcet_margin = nan must be a number in'),
     ({**VALID, 'tasks': VALID['tasks'] * 2}, r"use name 'lights' more than once"),
     (with_task(stages='gpu'), r"stages = 'gpu' must be a list of 1 to 8 lane names"),
     (with_task(stages=['gpu', 'npu']), r"stages\[1\] = 'npu' is unknown"),

@@ -77,14 +77,32 @@ def test_outcomes_feed_statistics_and_analysis(scheduler: Setup) -> None:
     assert stats.misses == 0
     assert stats.typical_exec_ns() == 30 * MS
     assert stats.response_times().p99_ms == pytest.approx(30)
-    assert sched.timing('traffic_light').stage_wcets == (20 * MS, 10 * MS)
+    margin = sched.config.wcet_margin
+    assert sched.timing('traffic_light').stage_wcets == pytest.approx(
+        (20 * MS * margin, 10 * MS * margin), abs=1)
     bound = sched.analysis()['traffic_light']
-    assert bound.response_ns == 30 * MS
+    assert bound.response_ns == pytest.approx(30 * MS * margin)
     assert bound.schedulable
     assert sched.timing('traffic_sign') is None  # never ran: not in the analysis
     assert len(outcomes) == 5
     assert sched.take_windows()['traffic_light'] == (5, 0)
     assert sched.take_windows()['traffic_light'] == (0, 0)
+
+
+def test_the_analysis_pads_measured_maxima_by_the_configured_margin(scheduler: Setup) -> None:
+    sched, clock, _ = scheduler
+    verdicts = {}
+    for margin in (1.0, 1.5):
+        padded = DeadlineScheduler(dataclasses.replace(sched.config, wcet_margin=margin),
+                                   clock=clock, devices={'cpu': 'cpu', 'gpu': 'cpu'})
+        padded.release('traffic_light', clock.work([70]))  # deadline 100 ms
+        while padded.lanes['gpu'].run_next():
+            pass
+        clock.advance_ms(100)
+        verdicts[margin] = padded.analysis()['traffic_light']
+    assert verdicts[1.0].schedulable and verdicts[1.0].response_ns == 70 * MS
+    assert not verdicts[1.5].schedulable
+    assert verdicts[1.5].response_ns > 100 * MS  # 1.5 x 70 ms: over the period, unbounded
 
 
 def test_misses_and_drops_are_counted(scheduler: Setup) -> None:

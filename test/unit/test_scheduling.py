@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 import random
 
-from edge_perception.core.scheduling import TaskTiming, deadline_monotonic, response_times
+from edge_perception.core.scheduling import (
+    TaskTiming,
+    deadline_monotonic,
+    padded,
+    response_times,
+)
 
 MS = 1_000_000
 
@@ -108,3 +113,8 @@ def test_analysis_matches_simulation_of_the_critical_instant() -> None:
             checked += 1
     assert checked > 300
     assert later_job_worse > 0
+
+
+def test_padding_scales_every_stage_and_rounds_up() -> None:
+    assert padded((10, 7, 1), 1.3) == (13, 10, 2)
+    assert padded((10, 7), 1.0) == (10, 7)
