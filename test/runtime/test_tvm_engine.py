@@ -105,8 +105,8 @@ def test_cache_key_depends_on_target_and_batch(store: ModelStore) -> None:
 def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
     """The model zoo with every committed database moved to a CPU that is not this one."""
     tuning = zoo_copy / 'tuning'
-    for committed in list(tuning.iterdir()):
-        committed.rename(tuning / f'llvm-{committed.name}-elsewhere-c1-nhwc')
+    for index, committed in enumerate(sorted(tuning.glob('llvm-*'))):
+        committed.rename(tuning / CompileTarget('cpu').tag(cpu=f'elsewhere{index}'))
     return zoo_copy
 
 
