@@ -126,8 +126,11 @@ class TvmEngine:
         self._vm = relax.VirtualMachine(executable, self._device)
         self._main = self._vm['main']
         # Filled in place for every call: allocating a tensor per call cost ~25 us, a fifth of
-        # the smallest classifier's whole run (151 -> 127 us).
+        # the smallest classifier's whole run (151 -> 127 us). On the CPU through a NumPy view
+        # of it, and outputs are viewed the same way: copyfrom() and .numpy() took 5.4 and
+        # 12 us of the 78 us a classifier call cost, np.copyto and np.from_dlpack 0.4 and 1.
         self._input = tvm.runtime.empty(input_shape, 'float32', self._device)
+        self._input_view = np.from_dlpack(self._input) if device == 'cpu' else None
         self._threads = threads
         self._configured = threading.local()
         self._lock = threading.Lock()  # a Relax VM is not thread-safe
@@ -149,8 +152,13 @@ class TvmEngine:
             self._configured.done = True
         with self._lock:
             start = time.perf_counter_ns()
-            self._input.copyfrom(np.ascontiguousarray(inputs, dtype=np.float32))
-            output = np.asarray(self._main(self._input).numpy(), dtype=np.float32)
+            if self._input_view is not None:
+                np.copyto(self._input_view, inputs)
+                # A fresh tensor each call (the VM never reuses a returned one): safe to view.
+                output = np.from_dlpack(self._main(self._input))
+            else:
+                self._input.copyfrom(np.ascontiguousarray(inputs, dtype=np.float32))
+                output = self._main(self._input).numpy()
             spent = time.perf_counter_ns() - start
             # Smoothed, so one slow run (a page fault, a busy core) does not stop packing.
             self.latency_ns = spent if self.latency_ns is None else (
@@ -326,8 +334,12 @@ def tuned_module(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_targe
     with tvm_target:
         for database in databases:
             mod = relax.transform.MetaScheduleApplyDatabase(str(database))(mod)
+        # Folding leaves each packed weight pair as a constant tuple unpacked per call;
+        # canonicalising passes the constants directly (classifier half 63.4 -> 61.3 us).
         return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
-                                         relax.transform.FoldConstant()])(mod)
+                                         relax.transform.FoldConstant(),
+                                         relax.transform.CanonicalizeBindings(),
+                                         relax.transform.DeadCodeElimination()])(mod)
 
 
 class ModelStore:

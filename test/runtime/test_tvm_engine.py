@@ -65,6 +65,21 @@ def test_tvm_matches_onnxruntime(store: ModelStore, model: str, variant: str,
     np.testing.assert_allclose(engine.run(inputs), expected, atol=ATOL, rtol=RTOL)
 
 
+def test_an_output_stays_valid_after_later_runs(store: ModelStore) -> None:
+    """CPU outputs are views of the VM's tensors (no copy): a later run must not write into
+    an earlier output, whole model or sub-model (a stage's output is an inner tensor)."""
+    cuts = store.cut_points('detector', 'half')
+    part = store.parts('detector', 'half', cuts[:1])[0]
+    for engine in (store.engine('sign_classifier', 'half'),
+                   store.engine('detector', 'half', part=part)):
+        first = engine.run(realistic_input(engine.input_shape, seed=1))
+        kept = first.copy()
+        second = engine.run(realistic_input(engine.input_shape, seed=2))
+        assert not np.array_equal(second, kept)  # different inputs, different outputs...
+        np.testing.assert_array_equal(first, kept)  # ...and the first one untouched
+        assert first.dtype == np.float32
+
+
 def test_wrong_input_shape_is_refused(store: ModelStore) -> None:
     engine = store.engine('sign_classifier', 'quarter')
     with pytest.raises(ValueError, match=r'input shape \(2, 3, 32, 32\), expected \(1, 3, 32'):
