@@ -65,6 +65,20 @@ class SoakResult:
         return float(slope * 60)
 
 
+    def urgent_misses_per_window(self, window_s: float = 600.0) -> list[int]:
+        """The urgent task's misses in each ``window_s`` of the run (the issue's unit is ten
+        minutes; a longer soak is several such runs back to back)."""
+        cumulative: dict[int, int] = {}  # window index -> misses counted by its last sample
+        for sample in self.samples:
+            cumulative[int(sample.elapsed_s // window_s)] = sample.urgent_misses
+        counts, before = [], 0
+        for index in range(max(cumulative, default=-1) + 1):
+            total = cumulative.get(index, before)
+            counts.append(total - before)
+            before = total
+        return counts
+
+
 def rss_mb() -> float:
     for line in Path('/proc/self/status').read_text().splitlines():
         if line.startswith('VmRSS:'):
@@ -138,6 +152,7 @@ def format_result(result: SoakResult) -> str:
         f'(bound by construction {result.max_queue_bound})',
         f'highest-priority task {result.urgent_task}: {samples[-1].urgent_misses} deadline '
         f'misses in {samples[-1].urgent_jobs} jobs; {_analysis(result)}',
+        'its misses per 10 minutes: ' + ', '.join(map(str, result.urgent_misses_per_window())),
     ])
 
 

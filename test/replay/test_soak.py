@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_perception.bench.soak import format_result, run_soak
+from edge_perception.bench.soak import SoakResult, SoakSample, format_result, run_soak
 from edge_perception.core.config import load_config
 
 
@@ -20,3 +20,15 @@ def test_short_soak_keeps_queues_bounded(repo_root: Path, tmp_path: Path) -> Non
     assert 'soak: ' in report
     assert result.urgent_bound_ms is not None  # the urgent task completed jobs
     assert f'deadline {result.urgent_deadline_ms:.1f} ms' in report
+
+
+def test_urgent_misses_are_counted_per_ten_minutes() -> None:
+    def at(elapsed_s: float, misses: int) -> SoakSample:
+        return SoakSample(elapsed_s=elapsed_s, rss_mb=300.0, queued=0, jobs=1, urgent_jobs=1,
+                          urgent_misses=misses)
+
+    samples = [at(1, 0), at(599, 2), at(600, 2), at(1150, 2), at(1250, 5), at(1300, 6)]
+    result = SoakResult({'cpu': 2.0}, 'traffic_light', samples, 10, None)
+    assert result.urgent_misses_per_window() == [2, 0, 4]
+    assert 'its misses per 10 minutes: 2, 0, 4' in format_result(result)
+    assert SoakResult({}, '', [], 0, None).urgent_misses_per_window() == []
