@@ -163,7 +163,7 @@ class TvmEngine:
             # Smoothed, so one slow run (a page fault, a busy core) does not stop packing.
             self.latency_ns = spent if self.latency_ns is None else (
                 self.latency_ns * 3 + spent) // 4
-            return output
+            return np.asarray(output, dtype=np.float32)  # no copy: already float32
 
 
 def _sidecar(library: Path) -> Path:

@@ -100,7 +100,8 @@ def test_the_analysis_pads_measured_maxima_by_the_configured_margin(scheduler: S
             pass
         clock.advance_ms(100)
         verdicts[margin] = padded.analysis()['traffic_light']
-    assert verdicts[1.0].schedulable and verdicts[1.0].response_ns == 70 * MS
+    assert verdicts[1.0].schedulable
+    assert verdicts[1.0].response_ns == 70 * MS
     assert not verdicts[1.5].schedulable
     assert verdicts[1.5].response_ns > 100 * MS  # 1.5 x 70 ms: over the period, unbounded
 
