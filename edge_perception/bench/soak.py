@@ -10,6 +10,7 @@ missed anything.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -70,7 +71,9 @@ class SoakResult:
         minutes; a longer soak is several such runs back to back)."""
         cumulative: dict[int, int] = {}  # window index -> misses counted by its last sample
         for sample in self.samples:
-            cumulative[int(sample.elapsed_s // window_s)] = sample.urgent_misses
+            # (k-1)w < t <= kw is window k-1: the last sample, at the full duration, closes the
+            # last window instead of opening an empty one.
+            cumulative[max(0, math.ceil(sample.elapsed_s / window_s) - 1)] = sample.urgent_misses
         counts, before = [], 0
         for index in range(max(cumulative, default=-1) + 1):
             total = cumulative.get(index, before)
