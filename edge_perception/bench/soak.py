@@ -65,7 +65,6 @@ class SoakResult:
         slope = np.polyfit([s.elapsed_s for s in half], [s.rss_mb for s in half], 1)[0]
         return float(slope * 60)
 
-
     def urgent_misses_per_window(self, window_s: float = 600.0) -> list[int]:
         """The urgent task's misses in each ``window_s`` of the run (the issue's unit is ten
         minutes; a longer soak is several such runs back to back)."""
