@@ -232,8 +232,9 @@ class _SigmoidRewriter(relax.PyExprMutator):  # type: ignore[misc]
 
 def fast_sigmoid() -> Any:
     """A pass writing sigmoid(x) as 1 / (1 + fast_exp(-x)), TVM's polynomial exp: LLVM calls
-    libm's expf one element at a time, and the detector's output sigmoids took 0.13 ms of a
-    1.2 ms call (quarter variant); the polynomial vectorises. Relative error below 1e-6."""
+    libm's expf one element at a time; the polynomial vectorises. The detector's output
+    function (slices, sigmoids, concatenation) went from 170 to 59 us (quarter variant, of a
+    1.2 ms call). Relative error below 1e-6 (test)."""
     return _FastSigmoid()
 
 
