@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from edge_perception.bench.executor_comparison import (
@@ -11,7 +12,7 @@ from edge_perception.bench.executor_comparison import (
     format_report,
     plot,
 )
-from edge_perception.bench.model_latency import LatencyRow, format_rows
+from edge_perception.bench.model_latency import LatencyRow, _alternating, format_rows
 from edge_perception.core.config import load_config
 
 
@@ -53,3 +54,12 @@ def test_model_latency_rows_name_the_database_and_the_ratio() -> None:
     assert cuda[12] == 'cpu'
     assert cuda[-2:] == ['0.1x', '0.5x']
 
+
+
+def test_compared_runtimes_take_every_place_in_turn() -> None:
+    """Neither runtime always runs right after the other: after one warm-up call each, the
+    order alternates which goes first."""
+    order: list[str] = []
+    seconds = _alternating((partial(order.append, 'tvm'), partial(order.append, 'ort')), 4)
+    assert [len(runner) for runner in seconds] == [4, 4]
+    assert order == ['tvm', 'ort'] + ['tvm', 'ort', 'ort', 'tvm'] * 2
