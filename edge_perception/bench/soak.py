@@ -71,8 +71,10 @@ class SoakResult:
         cumulative: dict[int, int] = {}  # window index -> misses counted by its last sample
         for sample in self.samples:
             # (k-1)w < t <= kw is window k-1: the last sample, at the full duration, closes the
-            # last window instead of opening an empty one.
-            cumulative[max(0, math.ceil(sample.elapsed_s / window_s) - 1)] = sample.urgent_misses
+            # last window instead of opening an empty one. Samples come once a second and a
+            # little late (600.02 s in a 600 s soak): whole seconds place them.
+            second = round(sample.elapsed_s)
+            cumulative[max(0, math.ceil(second / window_s) - 1)] = sample.urgent_misses
         counts, before = [], 0
         for index in range(max(cumulative, default=-1) + 1):
             total = cumulative.get(index, before)

@@ -27,8 +27,11 @@ def test_urgent_misses_are_counted_per_ten_minutes() -> None:
         return SoakSample(elapsed_s=elapsed_s, rss_mb=300.0, queued=0, jobs=1, urgent_jobs=1,
                           urgent_misses=misses)
 
-    samples = [at(1, 0), at(599, 2), at(600, 2), at(1150, 2), at(1250, 5), at(1800, 6)]
+    samples = [at(1, 0), at(599, 2), at(600, 2), at(1150, 2), at(1250, 5), at(1800.3, 6)]
     result = SoakResult({'cpu': 2.0}, 'traffic_light', samples, 10, None)
     assert result.urgent_misses_per_window() == [2, 0, 4]
+    # The last sample of a 600 s soak, taken a little after 600 s, opens no second window.
+    late = SoakResult({'cpu': 2.0}, 'traffic_light', [at(300, 1), at(600.02, 3)], 10, None)
+    assert late.urgent_misses_per_window() == [3]
     assert 'its misses per 10 minutes: 2, 0, 4' in format_result(result)
     assert SoakResult({}, '', [], 0, None).urgent_misses_per_window() == []
