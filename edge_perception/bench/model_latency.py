@@ -80,26 +80,26 @@ def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
         session, provider = _session(str(store.manifest.path(model, variant)), n_threads,
                                      device)
         inputs = np.random.default_rng(0).uniform(0, 255, engine.input_shape).astype(np.float32)
-        tuned_vs_ort: tuple[Callable[[], object], ...] = (
-            partial(engine.run, inputs), partial(session.run, None, {'input': inputs}))
-        seconds = [*_alternating(tuned_vs_ort, repeats), *_alternating(
-            (partial(plain.run, inputs),), max(3, repeats // 4))]
+        tuned, ort = _alternating(
+            (partial(engine.run, inputs), partial(session.run, None, {'input': inputs})),
+            repeats)
+        # The untuned build gets its own loop: taking turns with the two compared, its 200 ms
+        # calls left whichever ran next a cold cache (detector full, TVM tuned vs onnxruntime:
+        # 4.61 vs 3.71 ms that way, 4.03 vs 2.95 ms taking turns only with each other).
+        [plain_seconds] = _alternating((partial(plain.run, inputs),), max(3, repeats // 4))
         target = CompileTarget(device, n_threads)
         applied = store.applied_databases(model, variant, batch=batch, target=target)
         rows.append(LatencyRow(
             model, variant, batch, n_threads,
             applied[0].parent.name.split('-')[1] if applied else '',
-            *_p50_p99(seconds[0]), *_p50_p99(seconds[2]), *_p50_p99(seconds[1]),
+            *_p50_p99(tuned), *_p50_p99(plain_seconds), *_p50_p99(ort),
             device=device, ort_provider=provider))
     return rows
 
 
 def _alternating(runners: Sequence[Callable[[], object]], repeats: int) -> list[list[float]]:
     """Seconds per call of each runner, the runners taking turns so that all see the same
-    machine state. The untuned build gets its own loop: taking turns with the two compared,
-    its 200 ms calls left whichever ran next a cold cache (detector full, TVM tuned vs
-    onnxruntime: 4.61 vs 3.71 ms that way, 4.03 vs 2.95 ms taking turns only with each other).
-    """
+    machine state."""
     seconds: list[list[float]] = [[] for _ in runners]
     for run in runners:
         run()  # warm-up

@@ -55,7 +55,6 @@ def test_model_latency_rows_name_the_database_and_the_ratio() -> None:
     assert cuda[-2:] == ['0.1x', '0.5x']
 
 
-
 def test_compared_runtimes_take_every_place_in_turn() -> None:
     """Neither runtime always runs right after the other: after one warm-up call each, the
     order alternates which goes first."""
