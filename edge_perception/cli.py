@@ -289,7 +289,8 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--trials', type=int, default=128,
                         help='trial budget per model variant and batch; reruns add to it')
     parser.add_argument('--focus', type=int, default=None, metavar='K',
-                        help='tune only the K functions that take the most time (a follow-up run)')
+                        help='tune only the K functions furthest from the best speed '
+                             'reached in the model (a follow-up run)')
     parser.set_defaults(run=_tune)
 
 

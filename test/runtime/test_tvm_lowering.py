@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
     _lowered,
+    _task_headroom,
     _task_seconds,
     fast_sigmoid,
 )
@@ -46,31 +48,63 @@ def test_fast_sigmoid_replaces_every_sigmoid_and_keeps_its_values() -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
+def _costs_with_records_of(workloads: int, repo_root: Path, tmp_path: Path
+                           ) -> tuple[Any, dict[str, Any], dict[str, float]]:
+    """The sign classifier quarter's tuning records of its first ``workloads`` workloads only
+    (a database copy), its tuning tasks by name, and each task's ranking cost."""
+    store = ModelStore.of(repo_root / 'model_zoo')
+    cpu = CompileTarget('cpu')
+    committed = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
+    records = [json.loads(line) for line in
+               (committed / 'database_tuning_record.json').read_text().splitlines()]
+    kept = list(dict.fromkeys(record[0] for record in records))[:workloads]
+    shutil.copy(committed / 'database_workload.json', tmp_path)
+    (tmp_path / 'database_tuning_record.json').write_text(
+        ''.join(json.dumps(record) + '\n' for record in records if record[0] in kept))
+    target = tvm.target.Target(cpu.spec())
+    module = _lowered(store.verified_onnx('sign_classifier', 'quarter'),
+                      store.input_shape('sign_classifier', 1), target)
+    database = ms.database.JSONDatabase(work_dir=str(tmp_path))
+    tasks = {task.task_name: task for task in ms.relax_integration.extract_tasks(module, target)}
+    return database, tasks, {name: _task_seconds(database, task) for name, task in tasks.items()}
+
+
+def _has_records(database: Any, task: Any) -> bool:
+    return bool(database.get_top_k(database.commit_workload(task.dispatched[0]), 1))
+
+
 def test_focus_ranks_a_tuned_function_by_its_best_measured_time(repo_root: Path,
                                                                 tmp_path: Path) -> None:
     """A function with tuning records counts its best measured run (times its calls), one
     without counts its work at 100 GFLOP/s."""
-    store = ModelStore.of(repo_root / 'model_zoo')
-    cpu = CompileTarget('cpu')
-    committed = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
-    lines = (committed / 'database_tuning_record.json').read_text().splitlines()
-    first = [json.loads(line) for line in lines if json.loads(line)[0] == json.loads(lines[0])[0]]
-    shutil.copy(committed / 'database_workload.json', tmp_path)
-    (tmp_path / 'database_tuning_record.json').write_text(
-        '\n'.join(json.dumps(record) for record in first) + '\n')
-    best = min(sum(record[1][1]) / len(record[1][1]) for record in first)
-    target = tvm.target.Target(cpu.spec())
-    module = _lowered(store.verified_onnx('sign_classifier', 'quarter'),
-                      store.input_shape('sign_classifier', 1), target)
-    records = ms.database.JSONDatabase(work_dir=str(tmp_path))
-    costs = {task.task_name: (task, _task_seconds(records, task))
-             for task in ms.relax_integration.extract_tasks(module, target)}
-    tuned = [name for name, (task, _) in costs.items()
-             if records.get_top_k(records.commit_workload(task.dispatched[0]), 1)]
+    database, tasks, costs = _costs_with_records_of(1, repo_root, tmp_path)
+    tuned = [name for name, task in tasks.items() if _has_records(database, task)]
     assert len(tuned) == 1
-    task, seconds = costs[tuned[0]]
-    assert seconds == pytest.approx(task.weight * best)
-    for name, (task, seconds) in costs.items():
+    task = tasks[tuned[0]]
+    best = min(sum(float(run) for run in record.run_secs) / len(record.run_secs)
+               for record in database.get_top_k(database.commit_workload(task.dispatched[0]),
+                                                1000))
+    assert costs[tuned[0]] == pytest.approx(task.weight * best)
+    for name, task in tasks.items():
         if name not in tuned:
-            assert seconds == pytest.approx(
+            assert costs[name] == pytest.approx(
                 task.weight * estimate_tir_flops(task.dispatched[0]) / 1e11)
+
+
+def test_focus_ranks_tuned_functions_by_time_above_the_best_rate_reached(
+        repo_root: Path, tmp_path: Path) -> None:
+    """Of the tuned functions, the fastest per FLOP has nothing left to gain and every other
+    one its time minus its work at that rate; untuned ones keep their whole estimate."""
+    database, tasks, costs = _costs_with_records_of(3, repo_root, tmp_path)
+    headroom = _task_headroom(database, list(tasks.values()))
+    tuned = {name for name, task in tasks.items() if _has_records(database, task)}
+    assert len(tuned) == 3
+    work = {name: task.weight * estimate_tir_flops(task.dispatched[0])
+            for name, task in tasks.items()}
+    fastest = max(tuned, key=lambda name: work[name] / costs[name])
+    assert headroom[fastest] == pytest.approx(0.0, abs=1e-12)
+    rate = work[fastest] / costs[fastest]
+    for name in tasks:
+        expected = costs[name] - work[name] / rate if name in tuned else costs[name]
+        assert headroom[name] == pytest.approx(expected)
+        assert headroom[name] >= -1e-12

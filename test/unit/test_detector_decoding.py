@@ -53,6 +53,34 @@ def test_same_object_in_two_state_channels_is_reported_once() -> None:
     assert [(p.channel, round(p.score, 2)) for p in peaks] == [(1, 0.8)]
 
 
+def _local_maxima(heat: np.ndarray, threshold: float) -> set[tuple[int, int]]:
+    """(row, column) of every cell at least the threshold and each of its neighbours."""
+    rows, cols = heat.shape
+    return {(y, x) for y in range(rows) for x in range(cols)
+            if heat[y, x] >= threshold and all(
+                heat[y, x] >= heat[ny, nx]
+                for ny in range(max(0, y - 1), min(rows, y + 2))
+                for nx in range(max(0, x - 1), min(cols, x + 2)))}
+
+
+def test_every_local_maximum_of_every_channel_is_found_strongest_first() -> None:
+    """Coarse random maps (ties and plateaus included) against a plain loop over cells;
+    a peak's box is 4 px wide at the cell, so its position gives the cell back."""
+    rng = np.random.default_rng(7)
+    out = np.zeros((9, 60, 80), np.float32)
+    out[:5] = rng.integers(0, 6, size=(5, 60, 80)) / 5
+    channels = (3, 0, 2)
+    peaks = decode_peaks(out, channels=channels, image_width=320, image_height=240,
+                         threshold=0.4, max_peaks=10_000, overlap_iou=1.0)
+    found = [(p.channel, round((p.y + 2) / STRIDE), round((p.x + 2) / STRIDE)) for p in peaks]
+    expected = {(channel, y, x) for channel in channels
+                for y, x in _local_maxima(out[channel], 0.4)}
+    assert len(found) == len(expected) > 100
+    assert set(found) == expected
+    assert [p.score for p in peaks] == sorted((p.score for p in peaks), reverse=True)
+    assert all(p.score == out[p.channel, y, x] for p, (_, y, x) in zip(peaks, found, strict=True))
+
+
 def test_detector_input_resizes_and_transposes() -> None:
     image = np.zeros((480, 640, 3), np.uint8)
     image[..., 2] = 200
