@@ -21,11 +21,14 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
+from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from edge_perception.core.adaptation import (
@@ -105,16 +108,15 @@ class PerceptionContainer:
                 self.log.error(f'task {task.name} disabled: {err}')
                 continue
             self.nodes.append(PerceptionTaskNode(task=task, models=models, adapter=self.adapter,
-                                                 frames=self.frames, context=context))
+                                                 frames=self.frames, context=context,
+                                                 subscribe=baseline is not None))
         self._by_task = {node.task.name: node for node in self.nodes}
         self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
                                            on_outcome=self._on_outcome)
         self.executor: Executor
         if baseline is None:
             self.executor = DeadlineExecutor(self.scheduler, context=context)
-            for task_node in self.nodes:
-                self.executor.assign(task_node.callback_group, task=task_node.task.name,
-                                     stages_for=task_node.job_stages)
+            self._subscribe_cameras(self.executor)
         else:
             self.executor = baseline(context=context)
         for any_node in (self.node, *self.nodes):
@@ -139,6 +141,26 @@ class PerceptionContainer:
         # workload): move them out of the collector's reach.
         gc.collect()
         gc.freeze()
+
+    def _subscribe_cameras(self, executor: DeadlineExecutor) -> None:
+        """One subscription per input topic, feeding every task node on it.
+
+        With a subscription per node, DDS hands each its own copy of every frame, and the
+        spinning thread took, converted and compared each copy: in the soak workload (21
+        tasks on one camera) that thread used a whole core, time the lanes then waited for
+        the GIL.
+        """
+        groups: dict[str, CallbackGroup] = {}
+        for task_node in self.nodes:
+            topic = task_node.task.input_topic
+            if topic not in groups:
+                groups[topic] = MutuallyExclusiveCallbackGroup()
+                # The executor releases jobs instead of calling this callback.
+                self.node.create_subscription(Image, topic, lambda msg: None,
+                                              qos_profile_sensor_data,
+                                              callback_group=groups[topic])
+            executor.assign(groups[topic], task=task_node.task.name,
+                            stages_for=task_node.job_stages)
 
     def _device(self, lane: str, device: str) -> str:
         if device == 'cuda' and not cuda_available():

@@ -1,11 +1,12 @@
 """DeadlineExecutor: rclpy waits for messages, our scheduler decides what runs when.
 
 A custom executor must define spin_once. This one waits and takes messages exactly like
-rclpy's SingleThreadedExecutor. Subscriptions whose callback group was mapped to a task with
-:meth:`DeadlineExecutor.assign` do not run their callback here: the executor asks the node
-for the message's staged work and releases it as a job into the
+rclpy's SingleThreadedExecutor. Subscriptions whose callback group was mapped to tasks with
+:meth:`DeadlineExecutor.assign` do not run their callback here: the executor asks each task's
+node for the message's staged work and releases it as a job into the
 :class:`~edge_perception.core.scheduler.DeadlineScheduler`, whose lane threads run jobs in
-deadline-monotonic priority order, stage by stage. Every other callback (timers, parameter
+deadline-monotonic priority order, stage by stage. One subscription may feed several tasks
+(the container subscribes once per camera topic). Every other callback (timers, parameter
 services, diagnostics) runs in the spinning thread as usual.
 """
 
@@ -51,7 +52,7 @@ class DeadlineExecutor(Executor):
     def __init__(self, scheduler: DeadlineScheduler, *, context: Context | None = None) -> None:
         super().__init__(context=context)
         self.scheduler = scheduler
-        self._routes: dict[CallbackGroup, _Route] = {}
+        self._routes: dict[CallbackGroup, list[_Route]] = {}
         # get_nodes() runs before every wait: ranking the nodes anew each time cost ~60 us
         # of the spinning thread's ~0.8 ms per wait (18 nodes). Cleared when a route changes.
         self._urgency_of: weakref.WeakKeyDictionary[Node, tuple[int, str]] = (
@@ -59,7 +60,8 @@ class DeadlineExecutor(Executor):
         self._started = False
 
     def assign(self, group: CallbackGroup, *, task: str, stages_for: StagesFor) -> None:
-        """Route messages of subscriptions in ``group`` to ``task``'s lane.
+        """Route messages of subscriptions in ``group`` to ``task``'s lane; a group assigned
+        to several tasks releases a job of each per message, most urgent first.
 
         ``stages_for(msg)`` runs in the spinning thread right after the message is taken (keep
         it cheap: decode and validate); it returns the job's stages, or None to skip the
@@ -67,7 +69,8 @@ class DeadlineExecutor(Executor):
         """
         if task not in self.scheduler.tasks:
             raise ValueError(f'unknown task {task!r} (known: {sorted(self.scheduler.tasks)})')
-        self._routes[group] = _Route(task, stages_for)
+        routes = [*self._routes.get(group, []), _Route(task, stages_for)]
+        self._routes[group] = sorted(routes, key=lambda r: self.scheduler.priorities[r.task])
         self._urgency_of.clear()
 
     def get_nodes(self) -> list[Node]:
@@ -82,7 +85,7 @@ class DeadlineExecutor(Executor):
     def _urgency(self, node: Node) -> tuple[int, str]:
         if node not in self._urgency_of:
             ranks = [self.scheduler.priorities[route.task] for sub in node.subscriptions
-                     if (route := self._routes.get(sub.callback_group)) is not None]
+                     for route in self._routes.get(sub.callback_group, [])]
             self._urgency_of[node] = (min(ranks, default=len(self.scheduler.priorities)),
                                       node.get_name())
         return self._urgency_of[node]
@@ -92,8 +95,8 @@ class DeadlineExecutor(Executor):
     def _take_subscription(
         self, sub: Subscription[Any]
     ) -> Callable[[], Coroutine[None, None, None]] | None:
-        route = self._routes.get(sub.callback_group)
-        if route is None:
+        routes = self._routes.get(sub.callback_group)
+        if routes is None:
             return super()._take_subscription(sub)
         try:
             with sub.handle:
@@ -105,9 +108,10 @@ class DeadlineExecutor(Executor):
         msg = taken[0]
 
         async def release() -> None:
-            stages = route.stages_for(msg)
-            if stages is not None:
-                self.scheduler.release(route.task, stages, stamp_ns=_stamp_ns(msg))
+            for route in routes:
+                stages = route.stages_for(msg)
+                if stages is not None:
+                    self.scheduler.release(route.task, stages, stamp_ns=_stamp_ns(msg))
 
         return release
 

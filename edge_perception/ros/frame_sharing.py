@@ -1,10 +1,10 @@
 """Decode each camera message once for every task node that subscribes to its topic.
 
-DDS hands every subscription its own copy of a message, so N tasks on one camera would
-decode and prepare the same frame N times in the spinning thread (measured in the soak
-workload: about half of that thread's time). A copy whose header, layout and bytes equal the
-previous message on the topic gets the same :class:`Frame`; a bad message is never cached,
-so every node counts it.
+Under the DeadlineExecutor the container takes each message once for all its nodes; under
+stock executors DDS hands every node's subscription its own copy, so N tasks on one camera
+would decode and prepare the same frame N times in the spinning thread. The same message,
+or a copy whose header, layout and bytes equal the previous message on the topic, gets the
+same :class:`Frame`; a bad message is never cached, so every node counts it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class SharedFrames:
                msg.width, msg.step, msg.is_bigendian)
         with self._lock:
             last = self._last.get(topic)
-            if last is not None and last[0] == key and _same_bytes(last[1], msg.data):
+            if last is not None and last[0] == key and (
+                    last[1] is msg.data or _same_bytes(last[1], msg.data)):
                 self.shared += 1
                 return last[2]
         frame = Frame(decode_image(msg))

@@ -4,7 +4,8 @@ The node owns no model. It decodes the image (once per message for all the conta
 nodes on that topic: :class:`SharedFrames`), runs its task pipeline with the ``infer``
 callable it was given (the container routes it to the TVM module of the task's current
 variant) and publishes the detections through the message adapter with the input header.
-Under the DeadlineExecutor the pipeline runs stage by stage on the task's lane.
+Under the DeadlineExecutor the pipeline runs stage by stage on the task's lane, and the
+container subscribes to the camera for all its nodes at once (``subscribe=False``).
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ class PerceptionTaskNode(LeanNode):
     ``variant`` (string): the model variant in use; setting it switches models live.
     ``score_threshold`` (double, 0..1): minimum detection score that is published.
     ``publish_debug_image`` (bool): also publish annotated frames on ``<output>/debug_image``.
+
+    ``subscribe=False``: no subscription of its own; whoever takes the camera's messages
+    hands them to :meth:`job_stages`.
     """
 
     def __init__(self, *, task: TaskConfig, models: TaskModels, adapter: MessageAdapter,
-                 frames: SharedFrames | None = None, context: Context | None = None) -> None:
+                 frames: SharedFrames | None = None, context: Context | None = None,
+                 subscribe: bool = True) -> None:
         super().__init__(task.node, context=context)
         self.task = task
         self.frames = frames or SharedFrames()
@@ -74,11 +79,10 @@ class PerceptionTaskNode(LeanNode):
         self.add_on_set_parameters_callback(self._on_parameters)
         self.publisher: Publisher[Any] = self.create_publisher(
             adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
-        # One group per task: the DeadlineExecutor maps it to the task's lane.
-        self.callback_group = MutuallyExclusiveCallbackGroup()
-        self.subscription = self.create_subscription(
-            Image, task.input_topic, self.on_image, qos_profile_sensor_data,
-            callback_group=self.callback_group)
+        if subscribe:
+            self.create_subscription(Image, task.input_topic, self.on_image,
+                                     qos_profile_sensor_data,
+                                     callback_group=MutuallyExclusiveCallbackGroup())
 
     def _on_parameters(self, parameters: Sequence[Parameter[Any]]) -> SetParametersResult:
         for parameter in parameters:

@@ -98,8 +98,8 @@ class Camera:
         encode_bgr8(generate_frame('demo', 3).image, self.msg)
         self.running = True
         container.executor.add_node(self.node)
-        spin_until(container.executor,
-                   lambda: self.publisher.get_subscription_count() >= len(container.nodes))
+        # The container subscribes once per camera topic for all its task nodes.
+        spin_until(container.executor, lambda: self.publisher.get_subscription_count() >= 1)
         self.node.create_timer(period_s, self._tick)
 
     def _tick(self) -> None:

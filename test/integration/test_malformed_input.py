@@ -87,7 +87,8 @@ class Camera:
         container.executor.add_node(self.node)
         self.image = generate_frame('test', 5).image
         self.last_ns = time.time_ns()
-        spin_until(container.executor, lambda: self.publisher.get_subscription_count() >= 2)
+        # The container subscribes once per camera topic for all its task nodes.
+        spin_until(container.executor, lambda: self.publisher.get_subscription_count() >= 1)
 
     def frame(self, mutate: Mutation | None = None) -> Image:
         """A frame stamped after the previous one (or, for OUT_OF_ORDER, 1 ms before it)."""

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.executors import Executor
 from rclpy.node import Node
@@ -31,7 +32,7 @@ class Camera:
     """A test node that publishes frames and collects both output topics."""
 
     def __init__(self, context: Context, executor: Executor, *,
-                 topics: dict[str, str] | None = None, subscribers: int = 2) -> None:
+                 topics: dict[str, str] | None = None) -> None:
         self.executor = executor
         self.node = Node('test_camera', context=context)
         executor.add_node(self.node)
@@ -43,7 +44,8 @@ class Camera:
         for kind, topic in topics.items():
             self.node.create_subscription(adapter.detections_type(kind), topic,
                                           self.outputs[kind].append, 10)
-        spin_until(executor, lambda: self.publisher.get_subscription_count() >= subscribers)
+        # The container subscribes once per camera topic for all its task nodes.
+        spin_until(executor, lambda: self.publisher.get_subscription_count() >= 1)
 
     def publish(self, image: Image) -> None:
         self.publisher.publish(image)
@@ -134,9 +136,25 @@ def test_variant_parameter_switches_models_live(ros_context: Context,
     assert light_node.get_parameter('variant').value == 'half'
 
 
+def test_one_subscription_takes_each_frame_for_every_task(
+        ros_context: Context, container: PerceptionContainer) -> None:
+    """The task nodes do not subscribe: the container takes each camera message once and
+    releases a job of every task on that topic from it, decoded once."""
+    def image_topics(node: Node) -> list[str]:
+        return [sub.topic_name for sub in node.subscriptions if sub.msg_type is Image]
+
+    assert image_topics(container.node) == ['/camera/image_raw']
+    assert all(image_topics(node) == [] for node in container.nodes)
+    camera = Camera(ros_context, container.executor)
+    camera.publish(image_msg(frame_with('stop'), sec=11))
+    camera.wait_for(1)
+    assert [(n.frames_received, n.frames_published) for n in container.nodes] == [(1, 1)] * 2
+    assert (container.frames.decoded, container.frames.shared) == (1, 1)
+
+
 def test_executor_refuses_an_unknown_task(container: PerceptionContainer) -> None:
     with pytest.raises(ValueError, match=r"unknown task 'lidar' \(known: \['traffic_light'"):
-        container.executor.assign(container.nodes[0].callback_group, task='lidar',
+        container.executor.assign(MutuallyExclusiveCallbackGroup(), task='lidar',
                                   stages_for=container.nodes[0].job_stages)
 
 
@@ -165,7 +183,7 @@ def test_a_task_with_a_tampered_model_is_isolated(repo_root: Path, tmp_path: Pat
         listener.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
         container.executor.add_node(listener)
         camera = Camera(ros_context, container.executor, topics={
-            'traffic_light': '/perception/traffic_lights'}, subscribers=1)
+            'traffic_light': '/perception/traffic_lights'})
         camera.publish(image_msg(frame_with('red'), sec=9))
         camera.wait_for(1)  # the healthy task still works
         container.publish_diagnostics()
