@@ -2,16 +2,17 @@
 
 The workload is the executor benchmark's (an urgent light task, sign tasks added by config
 until both lanes carry ``load`` x what they can serve), fed by a short synthetic drive played
-in a loop with live stamps. Variant adaptation is off, so the overload holds. Every second
-the process's resident memory, every lane's queue and the tasks' counters are sampled; the
-report says whether memory stayed flat, queues stayed bounded and the highest-priority task
-missed anything.
+in a loop with live stamps by a player process of its own. Variant adaptation is off, so the
+overload holds. Every second the process's resident memory, every lane's queue and the
+tasks' counters are sampled; the report says whether memory stayed flat, queues stayed
+bounded and the highest-priority task missed anything.
 """
 
 from __future__ import annotations
 
 import math
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.node import Node
 
 from edge_perception.bench.executor_comparison import build_workload
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.figures import pyplot, save
-from edge_perception.ros.bags import BagPlayer
 from edge_perception.ros.container import PerceptionContainer
 
 # The urgent task's deadline over its profiled time plus one blocking stage (the executor
@@ -97,6 +96,7 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
     context = Context()
     rclpy.init(context=context)
     container = None
+    player: subprocess.Popen[bytes] | None = None
     crashed = None
     samples: list[SoakSample] = []
     try:
@@ -104,15 +104,15 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
                                         select_variants=False, adapt_variants=False)
         scheduler = container.scheduler
         urgent = min(scheduler.priorities, key=lambda task: scheduler.priorities[task])
-        player_node = Node('soak_player', context=context)
-        player = BagPlayer(player_node, workload.bag, loop=True, restamp=True)
-        container.executor.add_node(player_node)
-        threading.Thread(target=player.play, daemon=True).start()
+        player = play_in_own_process(workload.bag)
+        wait_for_first_job(container, urgent, player)
         start = time.monotonic()
         next_sample = start
         while time.monotonic() - start < seconds:
             container.executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_sample:
+                if player.poll() is not None:
+                    raise RuntimeError(f'the bag player exited with status {player.returncode}')
                 next_sample += 1.0
                 sample = SoakSample(
                     elapsed_s=time.monotonic() - start, rss_mb=rss_mb(),
@@ -122,7 +122,6 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
                     urgent_misses=scheduler.stats[urgent].misses)
                 samples.append(sample)
                 progress(sample)
-        player.stop()
         # A lane holds one waiting job per task (newest frame wins) plus the started ones.
         bound = 2 * len(scheduler.tasks)
         analysis = scheduler.analysis().get(urgent)
@@ -134,11 +133,35 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
         urgent = ''
         urgent_bound_ms = urgent_deadline_ms = None
     finally:
+        if player is not None:
+            player.terminate()
+            player.wait()
         if container is not None:
             container.destroy()
         rclpy.try_shutdown(context=context)
     return SoakResult(workload.utilisation, urgent, samples, bound, crashed, urgent_bound_ms,
                       urgent_deadline_ms)
+
+
+def play_in_own_process(bag: Path) -> subprocess.Popen[bytes]:
+    """``edge-perception replay BAG --loop --restamp`` as a child process, as a camera driver
+    would run: a player thread in the container's process parsed the bag's metadata on every
+    loop and its garbage collections (13-16 ms) held the GIL the lanes wait for."""
+    return subprocess.Popen(
+        [sys.executable, '-m', 'edge_perception.cli', 'replay', str(bag), '--loop', '--restamp'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for_first_job(container: PerceptionContainer, task: str,
+                       player: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Spin until ``task`` got its first job (the player started and was discovered)."""
+    deadline = time.monotonic() + timeout_s
+    while container.scheduler.stats[task].released == 0:
+        if player.poll() is not None:
+            raise RuntimeError(f'the bag player exited with status {player.returncode}')
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'no frame reached {task} within {timeout_s:.0f} s')
+        container.executor.spin_once(timeout_sec=0.05)
 
 
 def format_result(result: SoakResult) -> str:
