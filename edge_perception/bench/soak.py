@@ -104,15 +104,17 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
                                         select_variants=False, adapt_variants=False)
         scheduler = container.scheduler
         urgent = min(scheduler.priorities, key=lambda task: scheduler.priorities[task])
-        player = play_in_own_process(workload.bag)
-        wait_for_first_job(container, urgent, player)
+        player_log = scratch / 'player.log'
+        player = play_in_own_process(workload.bag, player_log)
+        wait_for_first_job(container, urgent, player, player_log)
         start = time.monotonic()
         next_sample = start
         while time.monotonic() - start < seconds:
             container.executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_sample:
                 if player.poll() is not None:
-                    raise RuntimeError(f'the bag player exited with status {player.returncode}')
+                    raise RuntimeError(f'the bag player exited with status {player.returncode} '
+                                       f'(its output: {player_log})')
                 next_sample += 1.0
                 sample = SoakSample(
                     elapsed_s=time.monotonic() - start, rss_mb=rss_mb(),
@@ -143,24 +145,28 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
                       urgent_deadline_ms)
 
 
-def play_in_own_process(bag: Path) -> subprocess.Popen[bytes]:
+def play_in_own_process(bag: Path, log: Path) -> subprocess.Popen[bytes]:
     """``edge-perception replay BAG --loop --restamp`` as a child process, as a camera driver
-    would run: a player thread in the container's process parsed the bag's metadata on every
-    loop and its garbage collections (13-16 ms) held the GIL the lanes wait for."""
-    return subprocess.Popen(
-        [sys.executable, '-m', 'edge_perception.cli', 'replay', str(bag), '--loop', '--restamp'],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    would run (its output goes to ``log``): a player thread in the container's process parsed
+    the bag's metadata on every loop, and collecting that garbage (13-16 ms) held the GIL the
+    lanes wait for."""
+    with log.open('wb') as output:
+        return subprocess.Popen([sys.executable, '-m', 'edge_perception.cli', 'replay', str(bag),
+                                 '--loop', '--restamp'], stdout=output, stderr=output)
 
 
 def wait_for_first_job(container: PerceptionContainer, task: str,
-                       player: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+                       player: subprocess.Popen[bytes], player_log: Path,
+                       timeout_s: float = 60.0) -> None:
     """Spin until ``task`` got its first job (the player started and was discovered)."""
     deadline = time.monotonic() + timeout_s
     while container.scheduler.stats[task].released == 0:
         if player.poll() is not None:
-            raise RuntimeError(f'the bag player exited with status {player.returncode}')
+            raise RuntimeError(f'the bag player exited with status {player.returncode} '
+                               f'(its output: {player_log})')
         if time.monotonic() > deadline:
-            raise RuntimeError(f'no frame reached {task} within {timeout_s:.0f} s')
+            raise RuntimeError(f'no frame reached {task} within {timeout_s:.0f} s '
+                               f'(player output: {player_log})')
         container.executor.spin_once(timeout_sec=0.05)
 
 

@@ -1,4 +1,5 @@
-"""Frames that wait together are taken urgent first: the DeadlineExecutor orders its nodes."""
+"""Frames that wait together are taken urgent first: the DeadlineExecutor orders its nodes,
+and the tasks that one subscription feeds."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from sensor_msgs.msg import Image
 from edge_perception.core.config import load_config
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.ros.deadline_executor import DeadlineExecutor
+
+from .conftest import spin_until
 
 
 @pytest.fixture
@@ -50,3 +53,30 @@ def test_nodes_of_urgent_tasks_come_first(deadline_executor: DeadlineExecutor,
     finally:
         for node in nodes:
             node.destroy_node()
+
+
+def test_one_message_releases_every_task_of_its_group_urgent_first(
+        deadline_executor: DeadlineExecutor, ros_context: Context) -> None:
+    """A group assigned to several tasks (least urgent first here) asks each task for its
+    work per message, most urgent first, and releases nothing twice."""
+    asked: list[tuple[str, int]] = []
+    node = Node('camera_tasks', context=ros_context)
+    group = MutuallyExclusiveCallbackGroup()
+    node.create_subscription(Image, '/shared/image', lambda msg: None, 1, callback_group=group)
+    for task in ('traffic_sign', 'traffic_light'):
+        deadline_executor.assign(group, task=task, stages_for=lambda msg, task=task: (
+            asked.append((task, msg.header.stamp.sec))))
+    camera = Node('camera', context=ros_context)
+    publisher = camera.create_publisher(Image, '/shared/image', 1)
+    try:
+        for each in (node, camera):
+            deadline_executor.add_node(each)
+        spin_until(deadline_executor, lambda: publisher.get_subscription_count() >= 1)
+        message = Image()
+        message.header.stamp.sec = 5
+        publisher.publish(message)
+        spin_until(deadline_executor, lambda: len(asked) >= 2)
+        assert asked == [('traffic_light', 5), ('traffic_sign', 5)]
+    finally:
+        for each in (node, camera):
+            each.destroy_node()

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from edge_perception.bench.soak import SoakResult, SoakSample, format_result, run_soak
+import pytest
+
+from edge_perception.bench.soak import (
+    SoakResult,
+    SoakSample,
+    format_result,
+    run_soak,
+    wait_for_first_job,
+)
 from edge_perception.core.config import load_config
+from edge_perception.ros.container import PerceptionContainer
 
 
 def test_short_soak_keeps_queues_bounded(repo_root: Path, tmp_path: Path) -> None:
@@ -35,3 +46,12 @@ def test_urgent_misses_are_counted_per_ten_minutes() -> None:
     assert late.urgent_misses_per_window() == [3]
     assert 'its misses per 10 minutes: 2, 0, 4' in format_result(result)
     assert SoakResult({}, '', [], 0, None).urgent_misses_per_window() == []
+
+
+def test_a_player_that_exits_is_reported_with_its_output(container: PerceptionContainer,
+                                                         tmp_path: Path) -> None:
+    log = tmp_path / 'player.log'
+    player = subprocess.Popen([sys.executable, '-c', 'raise SystemExit(3)'])
+    player.wait()
+    with pytest.raises(RuntimeError, match=rf'exited with status 3 \(its output: {log}\)'):
+        wait_for_first_job(container, 'traffic_light', player, log)
