@@ -153,7 +153,7 @@ class TvmEngine:
         with self._lock:
             start = time.perf_counter_ns()
             if self._input_view is not None:
-                np.copyto(self._input_view, inputs)
+                copy_holding_gil(self._input_view, inputs)
                 # A fresh tensor each call (the VM never reuses a returned one): safe to view.
                 output = np.from_dlpack(self._main(self._input))
             else:
@@ -164,6 +164,18 @@ class TvmEngine:
             self.latency_ns = spent if self.latency_ns is None else (
                 self.latency_ns * 3 + spent) // 4
             return np.asarray(output, dtype=np.float32)  # no copy: already float32
+
+
+def copy_holding_gil(target: npt.NDArray[Any], source: npt.NDArray[Any]) -> None:
+    """``target[...] = source`` without letting the GIL go: NumPy releases it for large
+    copies, and a lane then waits to get it back behind the spinning thread and the other
+    lane (the urgent task's 0.9 MB input copy: wall p99 1.2 ms against 0.23 ms of CPU in a
+    soak). A memoryview copy is a plain memcpy under the GIL, as fast (26 us); NumPy still
+    copies what needs converting (another dtype, not contiguous)."""
+    if source.dtype == target.dtype and source.flags.c_contiguous:
+        target.data.cast('B')[:] = source.data.cast('B')
+    else:
+        np.copyto(target, source)
 
 
 def _sidecar(library: Path) -> Path:

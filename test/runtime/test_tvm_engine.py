@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime
@@ -17,6 +18,7 @@ from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
     TvmEngine,
+    copy_holding_gil,
     cuda_available,
     tuned_module,
 )
@@ -326,3 +328,15 @@ def test_world_writable_model_directory_is_refused(zoo_copy: Path, tmp_path: Pat
     with pytest.raises(ModelLoadError, match=r'detector is world-writable; refusing to load'):
         store.engine('detector', 'quarter')
     store.engine('sign_classifier', 'quarter')  # the other models still load
+
+
+@pytest.mark.parametrize('make_source', [
+    lambda values: values,                                 # plain memcpy
+    lambda values: values.astype(np.float64),              # converted by NumPy
+    lambda values: np.asfortranarray(values),              # not C-contiguous
+], ids=['float32', 'float64', 'fortran-order'])
+def test_engine_input_copy_keeps_every_value(make_source: Any) -> None:
+    values = np.random.default_rng(3).random((2, 3, 4, 5), dtype=np.float32)
+    target = np.zeros_like(values)
+    copy_holding_gil(target, make_source(values))
+    np.testing.assert_array_equal(target, values)
