@@ -112,9 +112,7 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
         while time.monotonic() - start < seconds:
             container.executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_sample:
-                if player.poll() is not None:
-                    raise RuntimeError(f'the bag player exited with status {player.returncode} '
-                                       f'(its output: {player_log})')
+                _check_player(player, player_log)
                 next_sample += 1.0
                 sample = SoakSample(
                     elapsed_s=time.monotonic() - start, rss_mb=rss_mb(),
@@ -161,13 +159,17 @@ def wait_for_first_job(container: PerceptionContainer, task: str,
     """Spin until ``task`` got its first job (the player started and was discovered)."""
     deadline = time.monotonic() + timeout_s
     while container.scheduler.stats[task].released == 0:
-        if player.poll() is not None:
-            raise RuntimeError(f'the bag player exited with status {player.returncode} '
-                               f'(its output: {player_log})')
+        _check_player(player, player_log)
         if time.monotonic() > deadline:
             raise RuntimeError(f'no frame reached {task} within {timeout_s:.0f} s '
                                f'(player output: {player_log})')
         container.executor.spin_once(timeout_sec=0.05)
+
+
+def _check_player(player: subprocess.Popen[bytes], log: Path) -> None:
+    if player.poll() is not None:
+        raise RuntimeError(f'the bag player exited with status {player.returncode} '
+                           f'(its output: {log})')
 
 
 def format_result(result: SoakResult) -> str:
