@@ -81,10 +81,16 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _launch(args: argparse.Namespace) -> int:
     from edge_perception.core.launch_plan import plan_launch
     from edge_perception.ros.container import run_container
+    from edge_perception.ros.lane_processes import ChildProcesses
 
     plan = plan_launch(args.config)
-    print(f'launching {plan.container_name} with {", ".join(n.name for n in plan.nodes)}')
-    run_container(['edge-perception', '--ros-args', '-p', f'config_file:={plan.config_file}'])
+    for container in plan.containers:
+        print(f'launching {container.name} with {", ".join(n.name for n in container.nodes)}')
+    # The first container runs in this process, any other (one per lane) in a child.
+    first, *others = plan.containers
+    with ChildProcesses() as children:
+        children.start_containers(others)
+        run_container(['edge-perception', *first.command_line_arguments()])
     return 0
 
 
@@ -224,7 +230,7 @@ def _soak(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         result = run_soak(load_config(args.config), Path(scratch), seconds=args.duration,
-                          load=args.load, progress=show)
+                          load=args.load, process_per_lane=not args.one_process, progress=show)
     print(format_result(result))
     if result.samples:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -239,6 +245,8 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--config', type=Path, default=default_config_path())
     parser.add_argument('--duration', type=float, default=600.0, help='seconds (CI: 30)')
     parser.add_argument('--load', type=float, default=2.0, help='lane load factor')
+    parser.add_argument('--one-process', action='store_true',
+                        help='every lane in one container process (default: one per lane)')
     parser.add_argument('--out', type=Path, default=Path('bench_output'),
                         help='folder for soak.png')
     parser.set_defaults(run=_soak)

@@ -3,7 +3,7 @@
     ros2 launch edge_perception f1tenth.launch.py [config:=FILE] [bag:=BAG] [rate:=1.0]
 
 The node list comes from edge_perception.core.launch_plan, the same helper that the in-process
-``edge-perception launch`` uses, so both start exactly the same container and task nodes.
+``edge-perception launch`` uses, so both start exactly the same containers and task nodes.
 """
 
 import os
@@ -22,17 +22,18 @@ def _bring_up(context, *args, **kwargs):
         LaunchConfiguration('config').perform(context),
         bag=LaunchConfiguration('bag').perform(context) or None,
     )
-    actions = [
-        LogInfo(msg=f'edge_perception: hosting {", ".join(n.name for n in plan.nodes)}'),
+    actions = [LogInfo(msg=f'edge_perception: hosting {", ".join(n.name for n in plan.nodes)}')]
+    actions.extend(
         Node(
             package=plan.package,
             executable=plan.executable,
-            name=plan.container_name,
-            parameters=[plan.container_parameters],
+            parameters=[container.parameters],
+            ros_arguments=container.ros_arguments,  # names the container node alone
             output='screen',
             emulate_tty=True,
-        ),
-    ]
+        )
+        for container in plan.containers  # one, or one per lane (process_per_lane)
+    )
     if plan.bag is not None:
         rate = LaunchConfiguration('rate').perform(context)
         actions.append(

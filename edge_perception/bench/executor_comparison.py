@@ -43,6 +43,7 @@ WORKLOAD_RUNS = 15
 # The urgent task's deadline over its profiled time plus one blocking stage. Its response in
 # the container on 2 cores (GIL, the spinning thread, DDS) ran to 1.5x the profiled times.
 URGENT_MARGIN = 2.0
+URGENT_LANE = 'gpu'  # the light task's; the sign tasks alternate over both lanes
 
 
 class TwoThreadExecutor(MultiThreadedExecutor):
@@ -85,10 +86,12 @@ class Workload:
     rate_hz: float
     utilisation: dict[str, float]
     bag: Path
+    urgent_task: str
 
 
 def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_tasks: int,
-                   frames: int, urgent_margin: float = URGENT_MARGIN) -> Workload:
+                   frames: int, urgent_margin: float = URGENT_MARGIN,
+                   process_per_lane: bool = False) -> Workload:
     """Tasks and a recorded drive whose camera rate loads the busier lane to ``load`` x its
     capacity; every executor replays the same bag. The period leaves the light task
     ``urgent_margin`` x its own profiled time plus one blocking sign stage."""
@@ -119,10 +122,12 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
     period_ms = max(lanes.values()) / load
     raw = yaml.safe_load(base.source.read_text())
     raw['model_dir'] = str(base.model_dir)
-    dedicate_urgent_core(raw, urgent_lane='gpu', other_lane='cpu')
+    raw['process_per_lane'] = process_per_lane
+    dedicate_urgent_core(raw, urgent_lane=URGENT_LANE, other_lane='cpu',
+                         other_nice=10 if process_per_lane else None)
     lights, signs = raw['tasks']
     lights.update(period_ms=round(period_ms, 2), deadline_ms=round(period_ms, 2),
-                  variant='full', lane='gpu')
+                  variant='full', lane=URGENT_LANE)
     raw['tasks'] = [lights] + [
         {**signs, 'name': f'traffic_sign_{i}', 'node': f'sign_recognizer_{i}', 'lane': lane,
          'period_ms': round(period_ms, 2), 'deadline_ms': round(period_ms, 2),
@@ -134,25 +139,25 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
     bag = out_dir / 'executor_workload_bag'
     write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz)
     return Workload(load_config(path), rate_hz,
-                    {lane: cost / period_ms for lane, cost in lanes.items()}, bag)
+                    {lane: cost / period_ms for lane, cost in lanes.items()}, bag, lights['name'])
 
 
-def dedicate_urgent_core(raw: dict[str, Any], *, urgent_lane: str, other_lane: str) -> None:
-    """Give ``urgent_lane`` the first usable core alone; the other lane gets the second, and
-    every other thread the rest (on 2 cores: the second core too). Measured on 2 cores, soak
-    workload, 20 s: the urgent task missed 31-63 of ~630 deadlines with nothing pinned, 4-31
-    pinned.
+def dedicate_urgent_core(raw: dict[str, Any], *, urgent_lane: str, other_lane: str,
+                         other_nice: int | None) -> None:
+    """Give ``urgent_lane`` the first usable core alone; the other lane gets the second (at
+    ``other_nice``), and every other thread the rest (on 2 cores: the second core too).
+    Measured on 2 cores, soak workload, 20 s: the urgent task missed 31-63 of ~630 deadlines
+    with nothing pinned, 4-31 pinned.
 
-    Every thread keeps the default niceness. The other lane used to run at nice 10 so that
-    the spinning thread still took frames on time, while that thread took every frame once
-    per task; since it takes each frame once, nice 10 only let the other lane be descheduled
-    while it held the GIL the urgent lane waited for: 10 and 13 urgent misses per 90 s soak
-    at nice 10, 1 and 2 at nice 0 (two runs each, ~4900 urgent jobs per run)."""
+    A nice other lane needs a process of its own (``process_per_lane``): in one process it
+    was descheduled while holding the GIL the urgent lane waited for (urgent misses per 90 s
+    soak: 10 and 13 at nice 10, 1 and 2 at nice 0)."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return
     raw['lanes'][urgent_lane]['cpus'] = [cpus[0]]
     raw['lanes'][other_lane]['cpus'] = [cpus[1]]
+    raw['lanes'][other_lane]['nice'] = other_nice
     raw['executor_cpus'] = cpus[2:] or [cpus[1]]
 
 

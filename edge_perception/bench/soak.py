@@ -2,16 +2,17 @@
 
 The workload is the executor benchmark's (an urgent light task, sign tasks added by config
 until both lanes carry ``load`` x what they can serve), fed by a short synthetic drive played
-in a loop with live stamps by a player process of its own. Variant adaptation is off, so the
-overload holds. Every second the process's resident memory, every lane's queue and the
-tasks' counters are sampled; the report says whether memory stayed flat, queues stayed
+in a loop with live stamps. Everything runs as ``edge-perception launch`` would start it, in
+child processes (one container per lane, and the player): this process only watches, as
+``edge-perception monitor`` does. Variant adaptation is off, so the overload holds. Every
+second the containers' resident memory, every lane's waiting jobs and the tasks' counters
+(from /diagnostics) are sampled; the report says whether memory stayed flat, queues stayed
 bounded and the highest-priority task missed anything.
 """
 
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -21,11 +22,16 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
 
 from edge_perception.bench.executor_comparison import build_workload
 from edge_perception.core.config import PerceptionConfig
+from edge_perception.core.launch_plan import plan_launch
 from edge_perception.figures import pyplot, save
-from edge_perception.ros.container import PerceptionContainer
+from edge_perception.monitor.board import Board, TaskRow
+from edge_perception.ros.lane_processes import ChildProcesses, wait_until_reporting
+from edge_perception.ros.lean_node import LeanNode
+from edge_perception.ros.monitor_node import attach_board
 
 # The urgent task's deadline over its profiled time plus one blocking stage (the executor
 # benchmark's URGENT_MARGIN is 2.0). Its lane's own CPU time per step in a 150 s soak at 2x ran
@@ -40,7 +46,7 @@ SIGN_TASKS = 20
 class SoakSample:
     elapsed_s: float
     rss_mb: float
-    queued: int  # jobs waiting or between stages, over all lanes
+    queued: int  # jobs waiting to start, over all lanes
     jobs: int  # released so far, all tasks
     urgent_jobs: int  # released jobs of the highest-priority task
     urgent_misses: int  # its deadline misses
@@ -55,6 +61,7 @@ class SoakResult:
     crashed: str | None
     urgent_bound_ms: float | None = None  # its response-time bound by analysis, at the end
     urgent_deadline_ms: float | None = None
+    urgent_response_ms: tuple[float, float] | None = None  # p50, p99 over its recent jobs
 
     def rss_growth_mb_per_min(self) -> float:
         """Slope of RSS over the second half (the first half includes warm-up)."""
@@ -82,94 +89,77 @@ class SoakResult:
         return counts
 
 
-def rss_mb() -> float:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1]) / 1024
-    return float('nan')
-
-
 def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: float = 2.0,
+             process_per_lane: bool = True,
              progress: Callable[[SoakSample], None] = lambda sample: None) -> SoakResult:
     workload = build_workload(base, scratch, load=load, sign_tasks=SIGN_TASKS, frames=40,
-                              urgent_margin=URGENT_MARGIN)
+                              urgent_margin=URGENT_MARGIN, process_per_lane=process_per_lane)
+    containers = plan_launch(workload.config.source).containers
+    urgent = workload.urgent_task
     context = Context()
     rclpy.init(context=context)
-    container = None
-    player: subprocess.Popen[bytes] | None = None
+    observer = LeanNode('soak_observer', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(observer)
+    board = Board()
+    attach_board(observer, board)
     crashed = None
     samples: list[SoakSample] = []
+    last = None
+
+    def spin() -> None:
+        executor.spin_once(timeout_sec=0.05)
+
     try:
-        container = PerceptionContainer(workload.config, context=context,
-                                        select_variants=False, adapt_variants=False)
-        scheduler = container.scheduler
-        urgent = min(scheduler.priorities, key=lambda task: scheduler.priorities[task])
-        player_log = scratch / 'player.log'
-        player = play_in_own_process(workload.bag, player_log)
-        wait_for_first_job(container, urgent, player, player_log)
-        start = time.monotonic()
-        next_sample = start
-        while time.monotonic() - start < seconds:
-            container.executor.spin_once(timeout_sec=0.05)
-            if time.monotonic() >= next_sample:
-                _check_player(player, player_log)
-                next_sample += 1.0
-                sample = SoakSample(
-                    elapsed_s=time.monotonic() - start, rss_mb=rss_mb(),
-                    queued=sum(len(lane) for lane in scheduler.lanes.values()),
-                    jobs=sum(stats.released for stats in scheduler.stats.values()),
-                    urgent_jobs=scheduler.stats[urgent].released,
-                    urgent_misses=scheduler.stats[urgent].misses)
-                samples.append(sample)
-                progress(sample)
-        # A lane holds one waiting job per task (newest frame wins) plus the started ones.
-        bound = 2 * len(scheduler.tasks)
-        analysis = scheduler.analysis().get(urgent)
-        urgent_bound_ms = None if analysis is None else analysis.response_ns / 1e6
-        urgent_deadline_ms = scheduler.tasks[urgent].deadline_ns / 1e6
+        with ChildProcesses(log_dir=scratch) as children:
+            children.start_containers(containers, parameters={'select_variants': 'false',
+                                                              'adapt_variants': 'false'})
+            wait_until_reporting(board, (lane.name for lane in workload.config.lanes),
+                                 spin=spin, processes=children)
+            children.start('player', player_command(workload.bag))
+            while (last := _task_row(board, urgent)) is None or last.jobs == 0:
+                children.check()  # the player started and was discovered
+                spin()
+            start = time.monotonic()
+            next_sample = start
+            while time.monotonic() - start < seconds:
+                spin()
+                if time.monotonic() >= next_sample:
+                    children.check()
+                    next_sample += 1.0
+                    snapshot = board.snapshot()  # the latest /diagnostics of every container
+                    last = _task_row(board, urgent) or last
+                    sample = SoakSample(
+                        elapsed_s=time.monotonic() - start,
+                        rss_mb=children.rss_mb(spec.name for spec in containers),
+                        queued=sum(lane.queued for lane in snapshot.lanes),
+                        jobs=sum(task.jobs for task in snapshot.tasks),
+                        urgent_jobs=last.jobs, urgent_misses=last.misses)
+                    samples.append(sample)
+                    progress(sample)
     except Exception as err:  # the soak reports a crash instead of hiding it in a trace
         crashed = f'{type(err).__name__}: {err}'
-        bound = 0
-        urgent = ''
-        urgent_bound_ms = urgent_deadline_ms = None
     finally:
-        if player is not None:
-            player.terminate()
-            player.wait()
-        if container is not None:
-            container.destroy()
+        executor.shutdown()
+        observer.destroy_node()
         rclpy.try_shutdown(context=context)
-    return SoakResult(workload.utilisation, urgent, samples, bound, crashed, urgent_bound_ms,
-                      urgent_deadline_ms)
+    # A lane holds one waiting job per task (newest frame wins).
+    return SoakResult(workload.utilisation, urgent, samples, len(workload.config.tasks), crashed,
+                      None if last is None or math.isnan(last.rta_ms) else last.rta_ms,
+                      None if last is None else last.deadline_ms,
+                      None if last is None else (last.p50_ms, last.p99_ms))
 
 
-def play_in_own_process(bag: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``edge-perception replay BAG --loop --restamp`` as a child process, as a camera driver
-    would run (its output goes to ``log``): a player thread in the container's process parsed
-    the bag's metadata on every loop, and collecting that garbage (13-16 ms) held the GIL the
-    lanes wait for."""
-    with log.open('wb') as output:
-        return subprocess.Popen([sys.executable, '-m', 'edge_perception.cli', 'replay', str(bag),
-                                 '--loop', '--restamp'], stdout=output, stderr=output)
+def _task_row(board: Board, task: str) -> TaskRow | None:
+    return next((row for row in board.snapshot().tasks if row.task == task), None)
 
 
-def wait_for_first_job(container: PerceptionContainer, task: str,
-                       player: subprocess.Popen[bytes], player_log: Path,
-                       timeout_s: float = 60.0) -> None:
-    """Spin until ``task`` got its first job (the player started and was discovered)."""
-    deadline = time.monotonic() + timeout_s
-    while container.scheduler.stats[task].released == 0:
-        _check_player(player, player_log)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f'no frame reached {task} within {timeout_s:.0f} s '
-                               f'(player output: {player_log})')
-        container.executor.spin_once(timeout_sec=0.05)
-
-
-def _check_player(player: subprocess.Popen[bytes], log: Path) -> None:
-    if player.poll() is not None:
-        raise RuntimeError(f'the bag player exited with status {player.returncode} '
-                           f'(its output: {log})')
+def player_command(bag: Path) -> list[str]:
+    """``edge-perception replay BAG --loop --restamp``, run as a child process as a camera
+    driver would run: a player thread in a container's process parsed the bag's metadata on
+    every loop, and collecting that garbage (13-16 ms) held the GIL the lanes wait for."""
+    return [sys.executable, '-m', 'edge_perception.cli', 'replay', str(bag), '--loop',
+            '--restamp']
 
 
 def format_result(result: SoakResult) -> str:
@@ -183,7 +173,7 @@ def format_result(result: SoakResult) -> str:
         f'{samples[-1].jobs} jobs released',
         f'RSS: start {rss[0]:.0f} MB, end {rss[-1]:.0f} MB, max {max(rss):.0f} MB; '
         f'second-half slope {result.rss_growth_mb_per_min():+.2f} MB/min',
-        f'queued jobs over all lanes: max {max(s.queued for s in samples)} '
+        f'jobs waiting over all lanes: max {max(s.queued for s in samples)} '
         f'(bound by construction {result.max_queue_bound})',
         f'highest-priority task {result.urgent_task}: {samples[-1].urgent_misses} deadline '
         f'misses in {samples[-1].urgent_jobs} jobs; {_analysis(result)}',
@@ -198,8 +188,10 @@ def _analysis(result: SoakResult) -> str:
         return 'no response-time bound (no completed job)'
     verdict = 'schedulable' if result.urgent_bound_ms <= result.urgent_deadline_ms else (
         'NOT schedulable')
-    return (f'{verdict} by analysis (response bound {result.urgent_bound_ms:.1f} ms, deadline '
-            f'{result.urgent_deadline_ms:.1f} ms)')
+    response = '' if result.urgent_response_ms is None else (
+        'response p50 {:.1f}, p99 {:.1f} ms; '.format(*result.urgent_response_ms))
+    return (f'{response}{verdict} by analysis (response bound {result.urgent_bound_ms:.1f} ms, '
+            f'deadline {result.urgent_deadline_ms:.1f} ms)')
 
 
 def plot(result: SoakResult, path: Path) -> None:
@@ -215,7 +207,7 @@ def plot(result: SoakResult, path: Path) -> None:
                      f'{result.rss_growth_mb_per_min():+.1f} MB/min (2nd half)\n'
                      f'{result.urgent_task} (highest priority) missed '
                      f'{last.urgent_misses} of {last.urgent_jobs} deadlines', fontsize=9)
-    queues.plot(times, [s.queued for s in result.samples], label='queued jobs (all lanes)')
+    queues.plot(times, [s.queued for s in result.samples], label='waiting jobs (all lanes)')
     queues.axhline(result.max_queue_bound, color='red', linestyle=':', label='bound')
     queues.set_ylabel('jobs')
     queues.set_xlabel('time (s)')

@@ -7,6 +7,7 @@ offending value, so that nodes, the launch file and the CLI never see a half-val
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from edge_perception.tasks.pipelines import PIPELINES
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms',
-                       'wcet_margin'})
+                       'wcet_margin', 'process_per_lane'})
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
@@ -93,6 +94,8 @@ class PerceptionConfig:
     (Python's default is 5 ms), set while the lanes run.
     ``wcet_margin``: factor on measured (or profiled) stage times before the response-time
     analysis uses them as WCETs (see :func:`~edge_perception.core.scheduling.padded`).
+    ``process_per_lane``: run each lane, with its tasks, in a container process of its own,
+    so that the lanes no longer wait for each other's Python (the GIL).
     """
 
     source: Path
@@ -102,6 +105,7 @@ class PerceptionConfig:
     executor_cpus: tuple[int, ...] = ()
     gil_switch_interval_ms: float = 0.2
     wcet_margin: float = 1.3
+    process_per_lane: bool = False
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:
@@ -112,6 +116,28 @@ class PerceptionConfig:
 
     def model_path(self, model: str, variant: str) -> Path:
         return self.model_dir / model / f'{variant}.onnx'
+
+    def container_lanes(self) -> tuple[str | None, ...]:
+        """The lane each container process hosts: (None,) = one process for every lane; with
+        ``process_per_lane``, every lane some task starts on, in config order."""
+        if not self.process_per_lane:
+            return (None,)
+        used = {task.lane for task in self.tasks}
+        return tuple(lane.name for lane in self.lanes if lane.name in used)
+
+    def for_lane(self, lane: str) -> PerceptionConfig:
+        """The part of this config one lane's container process runs: that lane and the tasks
+        that run on it alone (a task staged over several lanes cannot be split off)."""
+        tasks = tuple(task for task in self.tasks if task.lane == lane)
+        if not tasks:
+            raise ConfigError(f'{self.source}: no task runs on lane {lane!r}')
+        for task in tasks:
+            if set(task.stages) != {lane}:
+                raise ConfigError(f'{self.source}: task {task.name} has stages on '
+                                  f'{list(task.stages)}, so it cannot run in lane {lane!r} '
+                                  f'alone (process_per_lane)')
+        lanes = tuple(config for config in self.lanes if config.name == lane)
+        return dataclasses.replace(self, lanes=lanes, tasks=tasks)
 
 
 class _Reader:
@@ -172,6 +198,11 @@ class _Reader:
         if len(set(items)) != len(items):
             raise self.fail(where, f'= {value!r} lists a name twice')
         return items
+
+    def flag(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f'= {value!r} must be true or false')
+        return value
 
     def optional_int(self, value: Any, where: str, low: int, high: int) -> int | None:
         if value is None:
@@ -279,7 +310,11 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
                                                          PerceptionConfig.gil_switch_interval_ms),
                                                  'gil_switch_interval_ms', 0.01, 5.0),
         wcet_margin=reader.bounded(top.get('wcet_margin', PerceptionConfig.wcet_margin),
-                                   'wcet_margin', 1.0, 4.0))
+                                   'wcet_margin', 1.0, 4.0),
+        process_per_lane=reader.flag(top.get('process_per_lane', False), 'process_per_lane'))
+    if config.process_per_lane:
+        for lane in {task.lane for task in tasks}:
+            config.for_lane(lane)  # every task must fit in one lane's process
     for task in tasks:
         for model in task.models:
             for variant in task.variants:

@@ -27,41 +27,65 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class ContainerSpec:
+    """One container process: the lane it hosts (None: every lane) and its task nodes."""
+
+    name: str
+    lane: str | None
+    nodes: tuple[NodeSpec, ...]
+    config_file: Path
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return {'config_file': str(self.config_file), 'lane': self.lane or ''}
+
+    @property
+    def ros_arguments(self) -> list[str]:
+        """Renames the container's own node only (a plain ``__node:=`` remap, which a launch
+        file's ``name=`` adds, would rename every task node of the process too)."""
+        if self.name == CONTAINER_NAME:
+            return []
+        return ['-r', f'{CONTAINER_NAME}:__node:={self.name}']
+
+    def command_line_arguments(self) -> list[str]:
+        """ROS arguments that start this container from a command line."""
+        parameters = [arg for key, value in self.parameters.items() if value  # '' = default
+                      for arg in ('-p', f'{key}:={value}')]
+        return ['--ros-args', *self.ros_arguments, *parameters]
+
+
+@dataclass(frozen=True)
 class LaunchPlan:
-    """The container process with its task nodes, and an optional bag to play."""
+    """The container processes with their task nodes, and an optional bag to play."""
 
     package: str
     executable: str
-    container_name: str
-    config_file: Path
-    nodes: tuple[NodeSpec, ...]
+    containers: tuple[ContainerSpec, ...]
     bag: Path | None
 
     @property
-    def container_parameters(self) -> dict[str, str]:
-        return {'config_file': str(self.config_file)}
+    def nodes(self) -> tuple[NodeSpec, ...]:
+        return tuple(node for container in self.containers for node in container.nodes)
+
+
+def container_name(lane: str | None) -> str:
+    """The container's own node name: one per process, so each lane's is its own."""
+    return CONTAINER_NAME if lane is None else f'{CONTAINER_NAME}_{lane}'
 
 
 def plan_launch(config_file: str | Path, *, bag: str | Path | None = None) -> LaunchPlan:
-    """Validate ``config_file`` and list what the bring-up starts.
+    """Validate ``config_file`` and list what the bring-up starts: one container process, or
+    one per lane with ``process_per_lane``.
 
     :raises ConfigError: if the config is invalid.
     """
     config = load_config(config_file)
-    nodes = tuple(
-        NodeSpec(
-            name=task.node,
-            task=task.name,
-            input_topic=task.input_topic,
-            output_topic=task.output_topic,
-        )
-        for task in config.tasks
-    )
-    return LaunchPlan(
-        package=PACKAGE,
-        executable=CONTAINER_EXECUTABLE,
-        container_name=CONTAINER_NAME,
-        config_file=config.source,
-        nodes=nodes,
-        bag=Path(bag).resolve() if bag else None,
-    )
+    containers = tuple(
+        ContainerSpec(
+            name=container_name(lane), lane=lane, config_file=config.source,
+            nodes=tuple(NodeSpec(name=task.node, task=task.name, input_topic=task.input_topic,
+                                 output_topic=task.output_topic)
+                        for task in config.tasks if lane is None or task.lane == lane))
+        for lane in config.container_lanes())
+    return LaunchPlan(package=PACKAGE, executable=CONTAINER_EXECUTABLE, containers=containers,
+                      bag=Path(bag).resolve() if bag else None)

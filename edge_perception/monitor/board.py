@@ -63,6 +63,9 @@ class TaskRow:
     drops: int
     bad_frames: int
     schedulable: str
+    late: int = 0
+    skipped: int = 0  # frames not released: inside the task's period, or refused (isolated)
+    rta_ms: float = math.nan  # response-time bound by analysis
 
     @classmethod
     def of(cls, task: str, status: Status) -> TaskRow:
@@ -75,7 +78,9 @@ class TaskRow:
                    recent_miss_ratio=_number(v, 'recent_miss_ratio'), jobs=_count(v, 'jobs'),
                    misses=_count(v, 'misses'), drops=_count(v, 'drops'),
                    bad_frames=_count(v, 'bad_frames'),
-                   schedulable=v.get('schedulable', 'unknown'))
+                   schedulable=v.get('schedulable', 'unknown'), late=_count(v, 'late'),
+                   skipped=_count(v, 'skipped_frames') + _count(v, 'refused_frames'),
+                   rta_ms=_number(v, 'rta_response_ms'))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The perception container: every task node of a config in one process, one executor.
+"""The perception container: every task node of a config (or of one lane) in one process,
+one executor.
 
 One :class:`~edge_perception.runtime.tvm_engine.ModelStore` holds the compiled TVM modules of
 all tasks (the shared detector is compiled and loaded once). The
@@ -40,9 +41,10 @@ from edge_perception.core.adaptation import (
 from edge_perception.core.config import PerceptionConfig, default_config_path, load_config
 from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.core.jobs import JobOutcome
-from edge_perception.core.launch_plan import CONTAINER_NAME
+from edge_perception.core.launch_plan import CONTAINER_NAME, container_name
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.core.scheduling import padded
+from edge_perception.core.thread_setup import configure_current_thread
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
@@ -69,8 +71,8 @@ def busy_frame() -> BgrImage:
 
 
 class PerceptionContainer:
-    """Creates one :class:`PerceptionTaskNode` per configured task (or only ``only_task``)
-    and the executor that spins them all.
+    """Creates one :class:`PerceptionTaskNode` per configured task (or only ``only_task``, or
+    only the tasks of ``only_lane``) and the executor that spins them all.
 
     :param node: the container's own node (parameters, diagnostics); created when None.
     :param select_variants: profile variants at start-up and pick them by analysis.
@@ -79,13 +81,20 @@ class PerceptionContainer:
     """
 
     def __init__(self, config: PerceptionConfig, *, context: Context | None = None,
-                 only_task: str | None = None, node: Node | None = None,
+                 only_task: str | None = None, only_lane: str | None = None,
+                 node: Node | None = None,
                  select_variants: bool = True, adapt_variants: bool = True,
                  baseline: type[Executor] | None = None) -> None:
         if only_task is not None:
             config = dataclasses.replace(config, tasks=(config.task(only_task),))
+        if only_lane is not None:
+            config = config.for_lane(only_lane)
+            # The lane's whole process yields as its lane does: the thread that builds the
+            # container spins it, and every thread it starts inherits the niceness.
+            configure_current_thread(lane=f'{only_lane} (spinning thread)', rt_priority=None,
+                                     nice=config.lanes[0].nice, cpus=())
         self.config = config
-        self.node = node or LeanNode(CONTAINER_NAME, context=context)
+        self.node = node or LeanNode(container_name(only_lane), context=context)
         self.log = self.node.get_logger()
         self.store = ModelStore.of(config.model_dir)
         self.adapter = message_adapter()
@@ -285,18 +294,26 @@ def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
 
 
 def run_container(args: list[str] | None = None, *, only_task: str | None = None) -> None:
-    """Init rclpy, read ``config_file`` from the container's parameters, spin every node."""
+    """Init rclpy, read the container's parameters (``config_file``; ``lane``: host that lane
+    alone, '' = every lane; ``select_variants``, ``adapt_variants``), spin every node."""
     rclpy.init(args=args)
+    # A lane's container is renamed by a remap rule on its command line (ContainerSpec).
     owner = LeanNode(CONTAINER_NAME if only_task is None else f'{only_task}_host')
     container: PerceptionContainer | None = None
     try:
-        config_file: str = owner.declare_parameter(
-            'config_file', str(default_config_path()),
-            ParameterDescriptor(description='Bring-up YAML (tasks, lanes, models)',
-                                read_only=True),
-        ).value
-        container = PerceptionContainer(load_config(config_file), only_task=only_task,
-                                        node=owner)
+        def parameter(name: str, default: Any, description: str) -> Any:
+            return owner.declare_parameter(
+                name, default, ParameterDescriptor(description=description, read_only=True),
+            ).value
+
+        config_file: str = parameter('config_file', str(default_config_path()),
+                                     'Bring-up YAML (tasks, lanes, models)')
+        lane: str = parameter('lane', '', 'Host only the tasks of this lane (process_per_lane)')
+        container = PerceptionContainer(
+            load_config(config_file), only_task=only_task, only_lane=lane or None, node=owner,
+            select_variants=parameter('select_variants', True,
+                                      'Choose variants by analysis at start-up'),
+            adapt_variants=parameter('adapt_variants', True, 'Adapt variants to misses'))
         owner.get_logger().info(
             f'hosting {", ".join(n.get_name() for n in container.nodes)} from {config_file}')
         container.executor.spin()
@@ -312,3 +329,7 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
 
 def main(args: list[str] | None = None) -> None:
     run_container(args if args is not None else sys.argv)
+
+
+if __name__ == '__main__':
+    main()

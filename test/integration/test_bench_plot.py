@@ -25,7 +25,7 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
                     response_ms=tuple(10.0 + 5 * i + 30 * index for i in range(10)))
             for index, name in enumerate(EXECUTORS) for task in ('traffic_light', 'sign_0')]
     workload = Workload(load_config(repo_root / 'config' / 'f1tenth.yaml'), 12.5,
-                        {'cpu': 1.3, 'gpu': 1.5}, tmp_path / 'bag')
+                        {'cpu': 1.3, 'gpu': 1.5}, tmp_path / 'bag', 'traffic_light')
     out = tmp_path / 'figure.png'
     plot(workload, rows, out)
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -83,6 +83,23 @@ def test_container_hosts_exactly_the_planned_nodes(repo_root: Path,
     assert [n.get_name() for n in container.nodes] == [n.name for n in plan.nodes]
 
 
+def test_a_lane_container_hosts_that_lane_alone(repo_root: Path, ros_context: Context) -> None:
+    # process_per_lane: each lane's container process hosts its own tasks and lane only.
+    config = load_config(repo_root / 'config' / 'f1tenth.yaml')
+    container = PerceptionContainer(config, context=ros_context, only_lane='gpu',
+                                    select_variants=False, adapt_variants=False)
+    try:
+        assert container.node.get_name() == 'perception_container_gpu'
+        assert [n.task.name for n in container.nodes] == ['traffic_light']
+        assert list(container.scheduler.lanes) == ['gpu']
+        camera = Camera(ros_context, container.executor,
+                        topics={'traffic_light': '/perception/traffic_lights'})
+        camera.publish(image_msg(frame_with('red'), sec=5))
+        camera.wait_for(1)
+    finally:
+        container.destroy()
+
+
 def test_image_in_detections_out(ros_context: Context,
                                  container: PerceptionContainer) -> None:
     camera = Camera(ros_context, container.executor)

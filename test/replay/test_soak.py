@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from edge_perception.bench.soak import (
-    SoakResult,
-    SoakSample,
-    format_result,
-    run_soak,
-    wait_for_first_job,
-)
+from edge_perception.bench.soak import SoakResult, SoakSample, format_result, run_soak
 from edge_perception.core.config import load_config
-from edge_perception.ros.container import PerceptionContainer
+from edge_perception.ros.lane_processes import ChildProcesses
 
 
 def test_short_soak_keeps_queues_bounded(repo_root: Path, tmp_path: Path) -> None:
@@ -48,10 +41,21 @@ def test_urgent_misses_are_counted_per_ten_minutes() -> None:
     assert SoakResult({}, '', [], 0, None).urgent_misses_per_window() == []
 
 
-def test_a_player_that_exits_is_reported_with_its_output(container: PerceptionContainer,
-                                                         tmp_path: Path) -> None:
-    log = tmp_path / 'player.log'
-    player = subprocess.Popen([sys.executable, '-c', 'raise SystemExit(3)'])
-    player.wait()
-    with pytest.raises(RuntimeError, match=rf'exited with status 3 \(its output: {log}\)'):
-        wait_for_first_job(container, 'traffic_light', player, log)
+def test_a_child_that_exits_is_reported_with_its_output(tmp_path: Path) -> None:
+    with ChildProcesses(log_dir=tmp_path) as children:
+        children.start('player', [sys.executable, '-c', 'print("no bag"); raise SystemExit(3)'])
+        children.processes['player'].wait()
+        log = tmp_path / 'player.log'
+        with pytest.raises(RuntimeError,
+                           match=rf'player exited with status 3 \(its output: {log}\)'):
+            children.check()
+    assert log.read_text().strip() == 'no bag'
+
+
+def test_children_are_stopped_together(tmp_path: Path) -> None:
+    children = ChildProcesses(log_dir=tmp_path)
+    for name in ('a', 'b'):
+        children.start(name, [sys.executable, '-c', 'import time; time.sleep(60)'])
+    children.check()  # both running
+    children.stop(timeout_s=10)
+    assert all(p.returncode is not None for p in children.processes.values())

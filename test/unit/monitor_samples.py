@@ -15,7 +15,8 @@ def task_status(task: str, *, level: int, p50: float, p99: float, ratio: float,
                 'variant': 'full', 'jobs': '120', 'misses': str(round(120 * ratio)),
                 'drops': '3', 'miss_ratio': f'{ratio:.3f}', 'recent_miss_ratio': f'{ratio:.3f}',
                 'response_p50_ms': f'{p50:.3f}', 'response_p99_ms': f'{p99:.3f}',
-                'schedulable': 'true', 'bad_frames': '0'})
+                'schedulable': 'true', 'bad_frames': '0', 'late': '2', 'skipped_frames': '10',
+                'refused_frames': '1', 'rta_response_ms': '42.500'})
 
 
 def lane_status(lane: str, *, fallback: bool, utilisation: float) -> Status:

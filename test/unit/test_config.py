@@ -57,6 +57,22 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
     assert config.gil_switch_interval_ms == 0.2
     assert config.wcet_margin == 1.3
     assert task.stages == ('gpu',)  # default: one stage on the task's lane
+    assert config.container_lanes() == (None,)  # default: one process for every lane
+
+
+def test_process_per_lane_gives_each_used_lane_its_tasks(tmp_path: Path) -> None:
+    signs = {**VALID['tasks'][0], 'name': 'signs', 'node': 'sign_node', 'lane': 'cpu'}
+    raw = {**VALID, 'process_per_lane': True, 'tasks': [VALID['tasks'][0], signs]}
+    config = load_config(write(tmp_path, raw))
+    assert config.container_lanes() == ('cpu', 'gpu')  # config order of the lanes
+    gpu = config.for_lane('gpu')
+    assert [t.name for t in gpu.tasks] == ['lights']
+    assert [lane.name for lane in gpu.lanes] == ['gpu']
+    assert config.for_lane('cpu').tasks[0].name == 'signs'
+    only_lights = load_config(write(tmp_path, {**raw, 'tasks': [VALID['tasks'][0]]}))
+    assert only_lights.container_lanes() == ('gpu',)  # a lane without tasks gets no process
+    with pytest.raises(ConfigError, match="no task runs on lane 'cpu'"):
+        only_lights.for_lane('cpu')
 
 
 def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
@@ -92,6 +108,9 @@ def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
     (with_task(stages='gpu'), r"stages = 'gpu' must be a list of 1 to 8 lane names"),
     (with_task(stages=['gpu', 'npu']), r"stages\[1\] = 'npu' is unknown"),
     (with_task(stages=['cpu', 'gpu']), r"stages = \['cpu', 'gpu'\] must start on the task lane"),
+    ({**VALID, 'process_per_lane': 'yes'}, r"process_per_lane = 'yes' must be true or false"),
+    ({**with_task(stages=['gpu', 'cpu']), 'process_per_lane': True},
+     r"task lights has stages on \['gpu', 'cpu'\], so it cannot run in lane 'gpu' alone"),
     ([1, 2], r'top level must be a mapping'),
 ])
 def test_bad_entries_are_named(tmp_path: Path, raw: Any, match: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from edge_perception.core.config import ConfigError
 from edge_perception.core.launch_plan import plan_launch
@@ -66,9 +67,30 @@ def test_plan_lists_one_node_per_configured_task(repo_root: Path) -> None:
     plan = plan_launch(repo_root / 'config' / 'f1tenth.yaml')
     assert [(n.name, n.task) for n in plan.nodes] == [
         ('traffic_light_detector', 'traffic_light'), ('sign_recognizer', 'traffic_sign')]
-    assert plan.container_parameters == {
-        'config_file': str(repo_root / 'config' / 'f1tenth.yaml')}
+    [container] = plan.containers
+    assert container.name == 'perception_container'
+    assert container.parameters == {
+        'config_file': str(repo_root / 'config' / 'f1tenth.yaml'), 'lane': ''}
     assert plan.bag is None
+
+
+def process_per_lane_config(repo_root: Path, tmp_path: Path) -> Path:
+    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
+    raw['model_dir'] = str(repo_root / 'model_zoo')
+    raw['process_per_lane'] = True
+    path = tmp_path / 'per_lane.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_process_per_lane_plans_one_container_per_lane(repo_root: Path,
+                                                       tmp_path: Path) -> None:
+    plan = plan_launch(process_per_lane_config(repo_root, tmp_path))
+    assert [(c.name, c.lane, [n.task for n in c.nodes]) for c in plan.containers] == [
+        ('perception_container_cpu', 'cpu', ['traffic_sign']),
+        ('perception_container_gpu', 'gpu', ['traffic_light'])]
+    assert plan.containers[1].parameters['lane'] == 'gpu'
+    assert [n.task for n in plan.nodes] == ['traffic_sign', 'traffic_light']
 
 
 def test_launch_file_starts_the_planned_container(repo_root: Path,
@@ -80,11 +102,23 @@ def test_launch_file_starts_the_planned_container(repo_root: Path,
     assert len(nodes) == 1
     assert nodes[0].kwargs['package'] == plan.package
     assert nodes[0].kwargs['executable'] == plan.executable
-    assert nodes[0].kwargs['name'] == plan.container_name
-    assert nodes[0].kwargs['parameters'] == [plan.container_parameters]
+    assert nodes[0].kwargs['parameters'] == [plan.containers[0].parameters]
+    assert nodes[0].kwargs['ros_arguments'] == []  # keeps its own name
     log = next(a for a in actions if type(a).__name__ == 'LogInfo')
     assert all(node.name in log.kwargs['msg'] for node in plan.nodes)
     assert not [a for a in actions if type(a).__name__ == 'ExecuteProcess']
+
+
+def test_launch_file_starts_a_container_per_lane(repo_root: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    install_stand_ins(monkeypatch, share=repo_root)
+    config = process_per_lane_config(repo_root, tmp_path)
+    actions = run_launch_file(repo_root, {'config': str(config)})
+    nodes = [a for a in actions if type(a).__name__ == 'Node']
+    assert [(n.kwargs['ros_arguments'], n.kwargs['parameters']) for n in nodes] == [
+        (['-r', f'perception_container:__node:={c.name}'], [c.parameters])
+        for c in plan_launch(config).containers]
+    assert len(nodes) == 2
 
 
 def test_launch_file_plays_a_bag_when_given(repo_root: Path, tmp_path: Path,

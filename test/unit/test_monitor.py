@@ -18,6 +18,7 @@ def test_board_keeps_the_latest_row_per_task_and_lane() -> None:
     signs = snapshot.tasks[1]
     assert (signs.level, signs.deadline_ms, signs.misses) == (2, 200.0, 37)
     assert (signs.p50_ms, signs.p99_ms) == (150 + 39, 230 + 39)
+    assert (signs.late, signs.skipped, signs.rta_ms) == (2, 11, 42.5)
     assert [(lane.lane, lane.fallback, lane.queued) for lane in snapshot.lanes] == [
         ('cpu', False, 1), ('gpu', True, 1)]
     assert snapshot.updated_s == 39.0
