@@ -22,16 +22,12 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 
 from edge_perception.bench.executor_comparison import build_workload
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.figures import pyplot, save
-from edge_perception.monitor.board import Board, TaskRow
-from edge_perception.ros.lane_processes import ChildProcesses, wait_until_reporting
-from edge_perception.ros.lean_node import LeanNode
-from edge_perception.ros.monitor_node import attach_board
+from edge_perception.ros.lane_processes import FIXED_VARIANTS, ChildProcesses, Observer
 
 # The urgent task's deadline over its profiled time plus one blocking stage (the executor
 # benchmark's URGENT_MARGIN is 2.0). Its lane's own CPU time per step in a 150 s soak at 2x ran
@@ -98,37 +94,27 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
     urgent = workload.urgent_task
     context = Context()
     rclpy.init(context=context)
-    observer = LeanNode('soak_observer', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(observer)
-    board = Board()
-    attach_board(observer, board)
+    observer = Observer(context, 'soak_observer')
     crashed = None
     samples: list[SoakSample] = []
     last = None
-
-    def spin() -> None:
-        executor.spin_once(timeout_sec=0.05)
-
     try:
         with ChildProcesses(log_dir=scratch) as children:
-            children.start_containers(containers, parameters={'select_variants': 'false',
-                                                              'adapt_variants': 'false'})
-            wait_until_reporting(board, (lane.name for lane in workload.config.lanes),
-                                 spin=spin, processes=children)
+            children.start_containers(containers, parameters=FIXED_VARIANTS)
+            observer.wait_for_lanes((lane.name for lane in workload.config.lanes), children)
             children.start('player', player_command(workload.bag))
-            while (last := _task_row(board, urgent)) is None or last.jobs == 0:
+            while (last := observer.task(urgent)) is None or last.jobs == 0:
                 children.check()  # the player started and was discovered
-                spin()
+                observer.spin()
             start = time.monotonic()
             next_sample = start
             while time.monotonic() - start < seconds:
-                spin()
+                observer.spin()
                 if time.monotonic() >= next_sample:
                     children.check()
                     next_sample += 1.0
-                    snapshot = board.snapshot()  # the latest /diagnostics of every container
-                    last = _task_row(board, urgent) or last
+                    snapshot = observer.board.snapshot()  # every container's latest report
+                    last = observer.task(urgent) or last
                     sample = SoakSample(
                         elapsed_s=time.monotonic() - start,
                         rss_mb=children.rss_mb(spec.name for spec in containers),
@@ -140,18 +126,13 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
     except Exception as err:  # the soak reports a crash instead of hiding it in a trace
         crashed = f'{type(err).__name__}: {err}'
     finally:
-        executor.shutdown()
-        observer.destroy_node()
+        observer.destroy()
         rclpy.try_shutdown(context=context)
     # A lane holds one waiting job per task (newest frame wins).
     return SoakResult(workload.utilisation, urgent, samples, len(workload.config.tasks), crashed,
                       None if last is None or math.isnan(last.rta_ms) else last.rta_ms,
                       None if last is None else last.deadline_ms,
                       None if last is None else (last.p50_ms, last.p99_ms))
-
-
-def _task_row(board: Board, task: str) -> TaskRow | None:
-    return next((row for row in board.snapshot().tasks if row.task == task), None)
 
 
 def player_command(bag: Path) -> list[str]:

@@ -171,6 +171,9 @@ class PerceptionContainer:
             executor.assign(groups[topic], task=task_node.task.name,
                             stages_for=task_node.job_stages)
 
+    def spin_once(self) -> None:
+        self.executor.spin_once(timeout_sec=0.05)
+
     def _device(self, lane: str, device: str) -> str:
         if device == 'cuda' and not cuda_available():
             self.log.warning(f'lane {lane}: no CUDA device, falling back to the CPU')

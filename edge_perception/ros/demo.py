@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -145,14 +145,16 @@ class DetectionCollector(Node):
                 [(t.label, (t.x, t.y, t.width, t.height)) for t in truth])
 
 
-def drive(container: PerceptionContainer, *, context: Context, bag: Path,
+def drive(config: PerceptionConfig, *, spin: Callable[[], None], context: Context, bag: Path,
           rate: float = 1.0) -> DetectionCollector:
-    """Replay ``bag`` through ``container`` and collect every task's outputs.
+    """Replay ``bag`` into the graph and collect the outputs of every task of ``config``,
+    calling ``spin`` meanwhile (a container's spin_once, or an observer's when the
+    containers run in processes of their own).
 
-    The player and the collector spin apart from the container, so a busy container delays
-    neither frame publication nor the time at which outputs are received.
+    The player and the collector spin apart, so a busy container delays neither frame
+    publication nor the time at which outputs are received.
     """
-    collector = DetectionCollector(container.config, load_truth(bag), context=context)
+    collector = DetectionCollector(config, load_truth(bag), context=context)
     player_node = Node('edge_perception_player', context=context)
     player = BagPlayer(player_node, bag, rate=rate, on_image=collector.on_image)
     side = SingleThreadedExecutor(context=context)
@@ -160,16 +162,16 @@ def drive(container: PerceptionContainer, *, context: Context, bag: Path,
     side.add_node(collector)
     threading.Thread(target=side.spin, daemon=True).start()
     try:
-        inputs = {t.input_topic for t in container.config.tasks}
+        inputs = {t.input_topic for t in config.tasks}
         while any(publisher.get_subscription_count() == 0
                   for topic, publisher in player.publishers.items() if topic in inputs):
-            container.executor.spin_once(timeout_sec=0.05)
+            spin()
         threading.Thread(target=player.play, daemon=True).start()
         while not player.done.is_set():
-            container.executor.spin_once(timeout_sec=0.05)
+            spin()
         drain_until = time.monotonic() + DRAIN_S
         while time.monotonic() < drain_until:
-            container.executor.spin_once(timeout_sec=0.05)
+            spin()
     finally:
         player.stop()
         side.shutdown()
@@ -193,7 +195,7 @@ def run_demo(config: PerceptionConfig, *, bag: Path | None, frames: int, rate_hz
         print(f'loading models for {len(config.tasks)} tasks (TVM, cached after the first run)',
               file=out)
         container = PerceptionContainer(config, context=context)
-        collector = drive(container, context=context, bag=bag)
+        collector = drive(config, spin=container.spin_once, context=context, bag=bag)
         print_report(collector, out)
         _print_scheduler(container, out)
         write_log(timelines(collector), RUN_LOG)

@@ -13,12 +13,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+
 from edge_perception.core.launch_plan import ContainerSpec
-from edge_perception.monitor.board import Board
+from edge_perception.monitor.board import Board, TaskRow
+from edge_perception.ros.lean_node import LeanNode
+from edge_perception.ros.monitor_node import attach_board
 
 
 def rss_mb(pid: int | str = 'self') -> float:
@@ -96,15 +101,46 @@ class ChildProcesses:
         self.stop()
 
 
-def wait_until_reporting(board: Board, lanes: Iterable[str], *, spin: Callable[[], None],
-                         processes: ChildProcesses, timeout_s: float = 120.0) -> None:
-    """Spin until every lane in ``lanes`` appeared on /diagnostics (``board`` follows it): its
-    container loaded and profiled its models and its subscriptions are up."""
-    waiting = set(lanes)
-    deadline = time.monotonic() + timeout_s
-    while missing := waiting - {row.lane for row in board.snapshot().lanes}:
-        processes.check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f'lanes {sorted(missing)} sent no diagnostics within '
-                               f'{timeout_s:.0f} s (logs: {processes.log_dir})')
-        spin()
+# Benchmarks hold the configured variants: adaptation would move the load they set up.
+FIXED_VARIANTS = {'select_variants': 'false', 'adapt_variants': 'false'}
+
+
+class Observer:
+    """A node of its own that follows every container's /diagnostics, as
+    ``edge-perception monitor`` does: benchmarks read the containers they start from it."""
+
+    def __init__(self, context: Context, name: str) -> None:
+        self.node = LeanNode(name, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.board = Board()
+        attach_board(self.node, self.board)
+
+    def spin(self) -> None:
+        self.executor.spin_once(timeout_sec=0.05)
+
+    def spin_for(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            self.spin()
+
+    def task(self, name: str) -> TaskRow | None:
+        """The task's latest status, None before its container first reported."""
+        return next((row for row in self.board.snapshot().tasks if row.task == name), None)
+
+    def wait_for_lanes(self, lanes: Iterable[str], processes: ChildProcesses,
+                       timeout_s: float = 120.0) -> None:
+        """Spin until every lane in ``lanes`` appeared on /diagnostics: its container loaded
+        and profiled its models and its subscriptions are up."""
+        waiting = set(lanes)
+        deadline = time.monotonic() + timeout_s
+        while missing := waiting - {row.lane for row in self.board.snapshot().lanes}:
+            processes.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'lanes {sorted(missing)} sent no diagnostics within '
+                                   f'{timeout_s:.0f} s (logs: {processes.log_dir})')
+            self.spin()
+
+    def destroy(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()

@@ -43,6 +43,12 @@ from edge_perception.runtime.model_split import (
 # a different lowering means different TIR workloads.
 CPU_CONV_LAYOUT = {'relax.nn.conv2d': ['NHWC', 'OHWI']}
 LOWERING = 'nhwc-prepack-fastsigmoid'
+# How the Relax VM runs a CPU model's host code: 'compiled' turns its instructions (kernel
+# calls, allocations) into C compiled into the library instead of bytecode the VM interprets:
+# 3 us less per call (sign classifier half: 52.4 -> 49.3 us, ORT 38.9 us, side by side).
+# CUDA builds keep the bytecode, the mode their path was verified with on a GPU. Part of
+# every library's cache key.
+CPU_VM_EXEC = 'compiled'
 # Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
 TUNING_DIR = 'tuning'
 
@@ -407,7 +413,8 @@ def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[in
                 dlight.gpu.Matmul(), dlight.gpu.GEMV(), dlight.gpu.Reduction(),
                 dlight.gpu.GeneralReduction(), dlight.gpu.Fallback(),
             )(mod)
-    executable = tvm.compile(mod, target=tvm_target)
+    executable = relax.build(mod, tvm_target,
+                             exec_mode=CPU_VM_EXEC if target.device == 'cpu' else 'bytecode')
     library.parent.mkdir(parents=True, exist_ok=True)
     partial = library.with_name(f'.{library.name}.{os.getpid()}.tmp.so')
     executable.export_library(str(partial))
@@ -500,8 +507,8 @@ class ModelStore:
             for database in self.applied_databases(model, variant, batch=batch, target=target)
         ) or 'untuned'
         key = hashlib.sha256(
-            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{LOWERING}|{batch}|{tuned}'
-            f'|{part}'
+            f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{LOWERING}|{CPU_VM_EXEC}'
+            f'|{batch}|{tuned}|{part}'
             .encode()
         ).hexdigest()[:20]
         name = f'{model}-{variant}-b{batch}' + ('' if part is None else '-part')

@@ -64,7 +64,7 @@ def test_replay_through_the_container_detects_and_reports(
     arrays: list[DiagnosticArray] = []
     listener.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
     container.executor.add_node(listener)
-    collector = drive(container, context=ros_context, bag=bag)
+    collector = drive(container.config, spin=container.spin_once, context=ros_context, bag=bag)
     lights = collector.results['traffic_light']
     signs = collector.results['traffic_sign']
     assert collector.frames[CAMERA_TOPICS[0]] == 30
@@ -84,7 +84,7 @@ def test_corrupted_frames_are_counted_and_the_rest_processed(
         tmp_path: Path, ros_context: Context, container: PerceptionContainer) -> None:
     bag = tmp_path / 'corrupted'
     write_synthetic_bag(bag, frames=30, rate_hz=10, corrupt_every=3)
-    collector = drive(container, context=ros_context, bag=bag)
+    collector = drive(container.config, spin=container.spin_once, context=ros_context, bag=bag)
     for node in container.nodes:
         assert sum(node.bad_frames.values()) == 10
         assert set(node.bad_frames) == {'unsupported_encoding', 'data_too_short',
