@@ -221,7 +221,9 @@ def task_rows(name: str, collector: DetectionCollector,
             p50_ms=times.p50_ms, p99_ms=times.p99_ms,
             schedulable=None if report is None else {'true': True, 'false': False}.get(
                 report.schedulable),
-            rta_ms=None if report is None else report.rta_ms,
+            # /diagnostics writes an unbounded response as n/a.
+            rta_ms=None if report is None else (
+                math.inf if math.isnan(report.rta_ms) else report.rta_ms),
             executor_misses=None if report is None else executor_misses(report),
             response_ms=tuple(r / 1e6 for r in result.response_ns)))
     return rows

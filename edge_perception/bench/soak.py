@@ -180,7 +180,7 @@ def plot(result: SoakResult, path: Path) -> None:
     times = [s.elapsed_s for s in result.samples]
     figure, (memory, queues) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
     memory.plot(times, [s.rss_mb for s in result.samples])
-    memory.set_ylabel('RSS (MB)')
+    memory.set_ylabel('RSS, all containers (MB)')
     memory.set_ylim(bottom=0)
     last = result.samples[-1]
     load = ', '.join(f'{lane} {u:.1f}x' for lane, u in sorted(result.load.items()))
