@@ -89,9 +89,11 @@ class PerceptionContainer:
             config = dataclasses.replace(config, tasks=(config.task(only_task),))
         if only_lane is not None:
             config = config.for_lane(only_lane)
-            # The lane's whole process yields as its lane does: the thread that builds the
-            # container spins it, and every thread it starts inherits the niceness.
-            configure_current_thread(lane=f'{only_lane} (spinning thread)', rt_priority=None,
+            # The lane's process runs at its lane's priority: the thread that builds the
+            # container spins it, and the lane must never wait for the GIL held by its own
+            # spinning thread while the OS runs something of lower priority in its place.
+            configure_current_thread(lane=f'{only_lane} (spinning thread)',
+                                     rt_priority=config.lanes[0].rt_priority,
                                      nice=config.lanes[0].nice, cpus=())
         self.config = config
         self.node = node or LeanNode(container_name(only_lane), context=context)

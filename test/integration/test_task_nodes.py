@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,31 @@ def test_a_lane_container_hosts_that_lane_alone(repo_root: Path, ros_context: Co
         camera.wait_for(1)
     finally:
         container.destroy()
+
+
+def test_a_lane_container_spins_at_its_lane_priority(repo_root: Path, tmp_path: Path,
+                                                    ros_context: Context) -> None:
+    # The thread that builds a lane's container spins it: it takes the lane's niceness, so
+    # a low-priority lane's whole process yields (run in a thread of its own: the test
+    # runner's must keep its priority).
+    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
+    raw['model_dir'] = str(repo_root / 'model_zoo')
+    raw['lanes']['cpu']['nice'] = 7
+    path = tmp_path / 'nice_lane.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    seen: dict[str, int] = {}
+
+    def build(lane: str) -> None:
+        container = PerceptionContainer(load_config(path), context=ros_context, only_lane=lane,
+                                        select_variants=False, adapt_variants=False)
+        seen[lane] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        container.destroy()
+
+    for lane in ('cpu', 'gpu'):
+        worker = threading.Thread(target=build, args=(lane,))
+        worker.start()
+        worker.join()
+    assert seen == {'cpu': 7, 'gpu': os.getpriority(os.PRIO_PROCESS, 0)}
 
 
 def test_image_in_detections_out(ros_context: Context,
