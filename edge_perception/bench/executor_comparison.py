@@ -38,7 +38,12 @@ from edge_perception.monitor.board import TaskRow as ReportedTask
 from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
 from edge_perception.ros.demo import DetectionCollector, drive, frame_stamps
-from edge_perception.ros.lane_processes import FIXED_VARIANTS, ChildProcesses, Observer
+from edge_perception.ros.lane_processes import (
+    FIXED_VARIANTS,
+    ChildProcesses,
+    Observer,
+    off_lane_cores,
+)
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm_engine import ModelStore
 from edge_perception.tasks.pipelines import PIPELINES
@@ -208,7 +213,8 @@ def run_ours(workload: Workload, context: Context, *, adapt_variants: bool) -> l
     ``adapt_variants`` as launched on a car, else holding the configured variants."""
     observer = Observer(context, 'executor_benchmark')
     try:
-        with ChildProcesses(log_dir=workload.bag.parent) as children:
+        with off_lane_cores(workload.config.executor_cpus), \
+                ChildProcesses(log_dir=workload.bag.parent) as children:
             children.start_containers(plan_launch(workload.config.source).containers,
                                       parameters=None if adapt_variants else FIXED_VARIANTS)
             observer.wait_for_lanes((lane.name for lane in workload.config.lanes), children)

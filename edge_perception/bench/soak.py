@@ -27,7 +27,12 @@ from edge_perception.bench.executor_comparison import build_workload
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.figures import pyplot, save
-from edge_perception.ros.lane_processes import FIXED_VARIANTS, ChildProcesses, Observer
+from edge_perception.ros.lane_processes import (
+    FIXED_VARIANTS,
+    ChildProcesses,
+    Observer,
+    off_lane_cores,
+)
 
 # The urgent task's deadline over its profiled time plus one blocking stage (the executor
 # benchmark's URGENT_MARGIN is 2.0). Its lane's own CPU time per step in a 150 s soak at 2x ran
@@ -99,7 +104,8 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
     samples: list[SoakSample] = []
     last = None
     try:
-        with ChildProcesses(log_dir=scratch) as children:
+        with off_lane_cores(workload.config.executor_cpus), \
+                ChildProcesses(log_dir=scratch) as children:
             children.start_containers(containers, parameters=FIXED_VARIANTS)
             observer.wait_for_lanes((lane.name for lane in workload.config.lanes), children)
             children.start('player', player_command(workload.bag))

@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +22,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 from edge_perception.core.launch_plan import ContainerSpec
+from edge_perception.core.thread_setup import pin_process_threads, restore_threads
 from edge_perception.monitor.board import Board, TaskRow
 from edge_perception.ros.lean_node import LeanNode
 from edge_perception.ros.monitor_node import attach_board
@@ -99,6 +101,21 @@ class ChildProcesses:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.stop()
+
+
+@contextmanager
+def off_lane_cores(cpus: Sequence[int]) -> Iterator[None]:
+    """Keep this process, and the children it starts meanwhile (they inherit it), on ``cpus``
+    (a config's ``executor_cpus``) instead of every core: a lane that runs SCHED_FIFO on a
+    core of its own leaves a normal thread placed there waiting until the OS moves it (a
+    benchmark's frame player and output collector there put the urgent task's end-to-end
+    p99 at 22-27 ms while the executor itself saw no late job). Nothing to do when ``cpus`` is
+    empty."""
+    previous, _ = pin_process_threads(cpus) if cpus else ({}, [])
+    try:
+        yield
+    finally:
+        restore_threads(previous)
 
 
 # Benchmarks hold the configured variants: adaptation would move the load they set up.
