@@ -8,29 +8,38 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
+
+
+def launch(*args: str, containers: int = 1) -> tuple[subprocess.Popen[str], list[str]]:
+    """``edge-perception launch ARGS``, once every container says what it hosts."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'edge_perception.cli', 'launch', *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    lines: list[str] = []
+    ready = threading.Semaphore(0)
+
+    def read() -> None:
+        assert process.stdout is not None  # the containers of other lanes write here too
+        for line in process.stdout:
+            lines.append(line)
+            if 'hosting' in line:
+                ready.release()
+
+    threading.Thread(target=read, daemon=True).start()
+    for _ in range(containers):
+        assert ready.acquire(timeout=120), ''.join(lines)
+    time.sleep(1.0)  # lanes started and idle-waiting
+    return process, lines
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_container_stops_on_signal(sig: signal.Signals) -> None:
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'edge_perception.cli', 'launch'],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if 'hosting' in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    process, lines = launch()
     try:
-        assert ready.wait(120), ''.join(lines)
-        time.sleep(1.0)  # lanes started and idle-waiting
         started = time.monotonic()
         process.send_signal(sig)
         code = process.wait(timeout=30)
@@ -40,3 +49,36 @@ def test_container_stops_on_signal(sig: signal.Signals) -> None:
     assert code == 0, ''.join(lines)
     assert stopped_in < 30
     assert 'Traceback' not in ''.join(lines)
+
+
+def test_a_container_per_lane_stops_with_the_launch(repo_root: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
+    raw['model_dir'] = str(repo_root / 'model_zoo')
+    raw['process_per_lane'] = True
+    config = tmp_path / 'per_lane.yaml'
+    config.write_text(yaml.safe_dump(raw))
+    process, lines = launch(str(config), containers=2)
+    try:
+        assert len(containers_of(config)) == 2  # the launch's own, and one child
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert code == 0, ''.join(lines)
+    assert containers_of(config) == []  # the child stopped with it
+    assert 'Traceback' not in ''.join(lines)
+    hosted = [line for line in lines if 'hosting' in line]
+    assert any('traffic_light_detector' in line and 'sign' not in line for line in hosted)
+
+
+def containers_of(config: Path) -> list[int]:
+    """Processes running a container of ``config``."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        try:
+            command = (entry / 'cmdline').read_bytes().split(b'\0')
+        except OSError:
+            continue  # not a process, or gone
+        if any(str(config).encode() in part for part in command):
+            found.append(int(entry.name))
+    return found
