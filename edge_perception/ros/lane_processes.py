@@ -3,8 +3,9 @@
 In one process the lanes share Python's GIL with each other and with the spinning thread: a
 lane needs it back after every inference and for its pre- and post-processing, and waits
 while another thread holds it. With each lane in a process of its own, only that lane's
-spinning thread competes, and operating-system priorities (``nice``) work between lanes as
-they say, since a descheduled thread of one lane no longer holds a lock the other waits for.
+spinning thread competes, and operating-system priorities (``nice``, ``rt_priority``) work
+between lanes as they say, since a descheduled thread of one lane no longer holds a lock the
+other waits for.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from edge_perception.ros.lean_node import LeanNode
 from edge_perception.ros.monitor_node import attach_board
 
 
-def rss_mb(pid: int | str = 'self') -> float:
+def rss_mb(pid: int) -> float:
     """Resident memory of a process (nan once it is gone)."""
     try:
         status = Path(f'/proc/{pid}/status').read_text()
