@@ -8,9 +8,9 @@ process's memory stays bounded while hundreds of bad frames (some declaring 4K+ 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -22,6 +22,7 @@ from sensor_msgs.msg import Image
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.image_conversion import encode_bgr8
+from edge_perception.ros.lane_processes import rss_mb
 
 from .conftest import spin_until
 
@@ -69,13 +70,6 @@ BAD_FRAMES: list[tuple[str, Mutation]] = [
     ('out_of_order_stamp', lambda msg: None),  # stamped before the last good frame: below
 ]
 OUT_OF_ORDER = BAD_FRAMES[-1][1]
-
-
-def rss_mb() -> float:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1]) / 1024
-    raise AssertionError('no VmRSS')
 
 
 class Camera:
@@ -163,9 +157,9 @@ def test_memory_stays_bounded_under_a_flood_of_bad_frames(
             spin_until(executor, lambda target=target: bad_total() >= target)
 
     flood(100)  # warm-up: DDS buffers, allocator pools
-    before = rss_mb()
+    before = rss_mb(os.getpid())
     flood(400)
-    grown = rss_mb() - before
+    grown = rss_mb(os.getpid()) - before
     assert grown < 40, f'RSS grew by {grown:.1f} MB over 400 bad frames'
     camera.publisher.publish(camera.frame())
     spin_until(executor, lambda: all(n >= 1 for n in released(container)))
