@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,3 +23,15 @@ def tvm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = Path(os.environ.setdefault(
         'EDGE_PERCEPTION_CACHE', str(tmp_path_factory.mktemp('tvm-cache'))))
     return cache
+
+
+def committed_config() -> dict[str, Any]:
+    """config/f1tenth.yaml as parsed YAML, its model directory made absolute, to edit."""
+    raw: dict[str, Any] = yaml.safe_load((ROOT / 'config' / 'f1tenth.yaml').read_text())
+    raw['model_dir'] = str(ROOT / 'model_zoo')
+    return raw
+
+
+def write_config(raw: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.node import Node
@@ -25,6 +24,7 @@ from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
 from edge_perception.tasks.pipelines import PIPELINES
 
+from ..conftest import committed_config, write_config
 from .conftest import spin_until
 
 LOW_TASKS = 6  # with the 3x deadline, 4 left the lane too lightly loaded to miss at times
@@ -60,8 +60,7 @@ def overload_config(repo_root: Path, tmp_path: Path) -> Overload:
     light, sign = stages_ms('traffic_light', 'quarter'), stages_ms('traffic_sign', 'full')
     deadline = round(3 * (sum(light) + max(sign)), 1)
     assert sum(light) + LOW_TASKS * sum(sign) > deadline  # the lane really is overloaded
-    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
-    raw['model_dir'] = str(repo_root / 'model_zoo')
+    raw = committed_config()
     lights, signs = raw['tasks']
     lights.update(lane='cpu', period_ms=deadline, deadline_ms=deadline, variant='quarter')
     raw['tasks'] = [lights] + [
@@ -69,9 +68,7 @@ def overload_config(repo_root: Path, tmp_path: Path) -> Overload:
          'period_ms': deadline, 'deadline_ms': deadline, 'variant': 'full',
          'output_topic': f'/perception/traffic_signs_{i}'}
         for i in range(LOW_TASKS)]
-    path = tmp_path / 'overload.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    return Overload(path, deadline)
+    return Overload(write_config(raw, tmp_path / 'overload.yaml'), deadline)
 
 
 @pytest.fixture

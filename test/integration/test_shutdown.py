@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from ..conftest import committed_config, write_config
 
 
 def launch(*args: str, containers: int = 1) -> tuple[subprocess.Popen[str], list[str]]:
@@ -51,12 +52,9 @@ def test_container_stops_on_signal(sig: signal.Signals) -> None:
     assert 'Traceback' not in ''.join(lines)
 
 
-def test_a_container_per_lane_stops_with_the_launch(repo_root: Path, tmp_path: Path) -> None:
-    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
-    raw['model_dir'] = str(repo_root / 'model_zoo')
-    raw['process_per_lane'] = True
-    config = tmp_path / 'per_lane.yaml'
-    config.write_text(yaml.safe_dump(raw))
+def test_a_container_per_lane_stops_with_the_launch(tmp_path: Path) -> None:
+    config = write_config({**committed_config(), 'process_per_lane': True},
+                          tmp_path / 'per_lane.yaml')
     process, lines = launch(str(config), containers=2)
     try:
         assert len(containers_of(config)) == 2  # the launch's own, and one child

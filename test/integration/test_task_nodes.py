@@ -27,6 +27,7 @@ from edge_perception.ros.image_conversion import decode_image, encode_bgr8
 from edge_perception.ros.message_adapter import StandardAdapter
 from edge_perception.tasks.detector_decoding import box_iou
 
+from ..conftest import committed_config, write_config
 from .conftest import spin_until
 
 
@@ -107,11 +108,9 @@ def test_a_lane_container_spins_at_its_lane_priority(repo_root: Path, tmp_path: 
     # The thread that builds a lane's container spins it: it takes the lane's niceness, so
     # a low-priority lane's whole process yields (run in a thread of its own: the test
     # runner's must keep its priority).
-    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
-    raw['model_dir'] = str(repo_root / 'model_zoo')
+    raw = committed_config()
     raw['lanes']['cpu']['nice'] = 7
-    path = tmp_path / 'nice_lane.yaml'
-    path.write_text(yaml.safe_dump(raw))
+    path = write_config(raw, tmp_path / 'nice_lane.yaml')
     seen: dict[str, int] = {}
 
     def build(lane: str) -> None:

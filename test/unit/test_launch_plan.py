@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from edge_perception.core.config import ConfigError
 from edge_perception.core.launch_plan import plan_launch
+
+from ..conftest import committed_config, write_config
 
 
 class Recorded:
@@ -74,18 +75,14 @@ def test_plan_lists_one_node_per_configured_task(repo_root: Path) -> None:
     assert plan.bag is None
 
 
-def process_per_lane_config(repo_root: Path, tmp_path: Path) -> Path:
-    raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
-    raw['model_dir'] = str(repo_root / 'model_zoo')
-    raw['process_per_lane'] = True
-    path = tmp_path / 'per_lane.yaml'
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def process_per_lane_config(tmp_path: Path) -> Path:
+    return write_config({**committed_config(), 'process_per_lane': True},
+                        tmp_path / 'per_lane.yaml')
 
 
 def test_process_per_lane_plans_one_container_per_lane(repo_root: Path,
                                                        tmp_path: Path) -> None:
-    plan = plan_launch(process_per_lane_config(repo_root, tmp_path))
+    plan = plan_launch(process_per_lane_config(tmp_path))
     assert [(c.name, c.lane, [n.task for n in c.nodes]) for c in plan.containers] == [
         ('perception_container_cpu', 'cpu', ['traffic_sign']),
         ('perception_container_gpu', 'gpu', ['traffic_light'])]
@@ -112,7 +109,7 @@ def test_launch_file_starts_the_planned_container(repo_root: Path,
 def test_launch_file_starts_a_container_per_lane(repo_root: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     install_stand_ins(monkeypatch, share=repo_root)
-    config = process_per_lane_config(repo_root, tmp_path)
+    config = process_per_lane_config(tmp_path)
     actions = run_launch_file(repo_root, {'config': str(config)})
     nodes = [a for a in actions if type(a).__name__ == 'Node']
     assert [(n.kwargs['ros_arguments'], n.kwargs['parameters']) for n in nodes] == [
