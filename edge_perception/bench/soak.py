@@ -109,9 +109,9 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
             children.start_containers(containers, parameters=FIXED_VARIANTS)
             observer.wait_for_lanes((lane.name for lane in workload.config.lanes), children)
             children.start('player', player_command(workload.bag))
-            while (last := observer.task(urgent)) is None or last.jobs == 0:
-                children.check()  # the player started and was discovered
-                observer.spin()
+            # The player started and was discovered.
+            observer.wait_until(lambda: getattr(observer.task(urgent), 'jobs', 0) > 0,
+                                children, what=f'no frame reached {urgent}', timeout_s=60.0)
             start = time.monotonic()
             next_sample = start
             while time.monotonic() - start < seconds:
@@ -126,7 +126,8 @@ def run_soak(base: PerceptionConfig, scratch: Path, *, seconds: float, load: flo
                         rss_mb=children.rss_mb(spec.name for spec in containers),
                         queued=sum(lane.queued for lane in snapshot.lanes),
                         jobs=sum(task.jobs for task in snapshot.tasks),
-                        urgent_jobs=last.jobs, urgent_misses=last.misses)
+                        urgent_jobs=last.jobs if last else 0,
+                        urgent_misses=last.misses if last else 0)
                     samples.append(sample)
                     progress(sample)
     except Exception as err:  # the soak reports a crash instead of hiding it in a trace

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -146,18 +146,26 @@ class Observer:
         """The task's latest status, None before its container first reported."""
         return next((row for row in self.board.snapshot().tasks if row.task == name), None)
 
+    def wait_until(self, condition: Callable[[], bool], processes: ChildProcesses, *,
+                   what: str, timeout_s: float) -> None:
+        """Spin until ``condition()`` holds; raise, naming ``what`` was awaited, when one of
+        ``processes`` exits or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            processes.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'{what} within {timeout_s:.0f} s '
+                                   f'(logs: {processes.log_dir})')
+            self.spin()
+
     def wait_for_lanes(self, lanes: Iterable[str], processes: ChildProcesses,
                        timeout_s: float = 120.0) -> None:
         """Spin until every lane in ``lanes`` appeared on /diagnostics: its container loaded
         and profiled its models and its subscriptions are up."""
         waiting = set(lanes)
-        deadline = time.monotonic() + timeout_s
-        while missing := waiting - {row.lane for row in self.board.snapshot().lanes}:
-            processes.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f'lanes {sorted(missing)} sent no diagnostics within '
-                                   f'{timeout_s:.0f} s (logs: {processes.log_dir})')
-            self.spin()
+        self.wait_until(lambda: waiting <= {row.lane for row in self.board.snapshot().lanes},
+                        processes, what=f'not every lane of {sorted(waiting)} reported',
+                        timeout_s=timeout_s)
 
     def destroy(self) -> None:
         self.executor.shutdown()
