@@ -47,9 +47,11 @@ class ContainerSpec:
             return []
         return ['-r', f'{CONTAINER_NAME}:__node:={self.name}']
 
-    def command_line_arguments(self) -> list[str]:
-        """ROS arguments that start this container from a command line."""
-        parameters = [arg for key, value in self.parameters.items() if value  # '' = default
+    def command_line_arguments(self, extra: dict[str, str] | None = None) -> list[str]:
+        """ROS arguments that start this container from a command line, with ``extra``
+        parameters on top."""
+        parameters = [arg for key, value in {**self.parameters, **(extra or {})}.items()
+                      if value  # '' = the parameter's default
                       for arg in ('-p', f'{key}:={value}')]
         return ['--ros-args', *self.ros_arguments, *parameters]
 

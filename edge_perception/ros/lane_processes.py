@@ -67,11 +67,9 @@ class ChildProcesses:
                          parameters: dict[str, str] | None = None) -> None:
         """``python -m edge_perception.ros.container`` per spec, with its ROS arguments and
         ``parameters`` on top."""
-        extra = [arg for key, value in (parameters or {}).items()
-                 for arg in ('-p', f'{key}:={value}')]
         for spec in specs:
             self.start(spec.name, [sys.executable, '-m', 'edge_perception.ros.container',
-                                   *spec.command_line_arguments(), *extra])
+                                   *spec.command_line_arguments(parameters)])
 
     def check(self) -> None:
         """Raise if a child exited (each should run until stopped)."""
