@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,35 @@ def test_an_output_stays_valid_after_later_runs(store: ModelStore) -> None:
         assert not np.array_equal(second, kept)  # different inputs, different outputs...
         np.testing.assert_array_equal(first, kept)  # ...and the first one untouched
         assert first.dtype == np.float32
+
+
+def _reads_by_this_thread() -> int:
+    io = Path('/proc/thread-self/io').read_text(encoding='ascii')
+    return int(next(line for line in io.splitlines() if line.startswith('syscr:')).split()[1])
+
+
+def test_inference_makes_no_system_calls(store: ModelStore) -> None:
+    """TVM asked the kernel for the CPU count (reading /sys/devices/system/cpu/online) in every
+    parallel loop of every kernel unless TVM_NUM_THREADS bounded it: a third of a small
+    model's time. Counted by this thread's read calls."""
+    engine = store.engine('sign_classifier', 'half')
+    image = realistic_input(engine.input_shape, seed=3)
+    before = _reads_by_this_thread()
+    for _ in range(20):
+        engine.run(image)
+    assert _reads_by_this_thread() - before < 5  # reading the counter itself: one or two
+
+
+def test_tvm_threads_are_bounded_unless_the_user_chose(tmp_path: Path) -> None:
+    script = ('import os; from edge_perception.runtime import tvm_engine; '
+              'print(os.environ["TVM_NUM_THREADS"], len(os.sched_getaffinity(0)))')
+    env = {k: v for k, v in os.environ.items() if k not in ('TVM_NUM_THREADS', 'OMP_NUM_THREADS')}
+    bounded, cpus = subprocess.run([sys.executable, '-c', script], env=env, check=True,
+                                   capture_output=True, text=True).stdout.split()
+    assert bounded == cpus
+    chosen = subprocess.run([sys.executable, '-c', script], env={**env, 'TVM_NUM_THREADS': '7'},
+                            check=True, capture_output=True, text=True).stdout.split()[0]
+    assert chosen == '7'
 
 
 def test_wrong_input_shape_is_refused(store: ModelStore) -> None:
