@@ -85,12 +85,15 @@ def test_an_output_stays_valid_after_later_runs(store: ModelStore) -> None:
         assert first.dtype == np.float32
 
 
+THREAD_IO = Path('/proc/thread-self/io')
+
+
 def _reads_by_this_thread() -> int:
-    io = Path('/proc/thread-self/io').read_text(encoding='ascii')
+    io = THREAD_IO.read_text(encoding='ascii')
     return int(next(line for line in io.splitlines() if line.startswith('syscr:')).split()[1])
 
 
-@pytest.mark.skipif(not Path('/proc/thread-self/io').exists(),
+@pytest.mark.skipif(not THREAD_IO.exists(),
                     reason='this kernel keeps no per-thread I/O counts')
 def test_inference_makes_no_system_calls(store: ModelStore) -> None:
     """TVM asked the kernel for the CPU count (reading /sys/devices/system/cpu/online) in every
@@ -104,7 +107,7 @@ def test_inference_makes_no_system_calls(store: ModelStore) -> None:
     assert _reads_by_this_thread() - before < 5  # reading the counter itself: one or two
 
 
-def test_tvm_threads_are_bounded_unless_the_user_chose(tmp_path: Path) -> None:
+def test_tvm_threads_are_bounded_unless_the_user_chose() -> None:
     script = ('import os; from edge_perception.runtime import tvm_engine; '
               'print(os.environ["TVM_NUM_THREADS"], len(os.sched_getaffinity(0)))')
     env = {k: v for k, v in os.environ.items() if k not in ('TVM_NUM_THREADS', 'OMP_NUM_THREADS')}
