@@ -51,13 +51,13 @@ def test_model_latency_rows_name_the_database_and_the_ratio() -> None:
                        device='cuda', ort_provider='cpu')]
     lines = format_rows(rows).splitlines()
     assert lines[2].split()[4:6] == ['cpu', 'znver5']
-    assert lines[2].split()[-2:] == ['2.0x', '40.0x']
+    assert lines[2].split()[-2:] == ['2.00x', '40.0x']
     assert lines[3].split()[5] == 'no'
     # A GPU row names where TVM ran, the database's GPU and onnxruntime's provider.
     cuda = lines[4].split()
     assert cuda[4:6] == ['cuda', 'sm90']
     assert cuda[12] == 'cpu'
-    assert cuda[-2:] == ['0.1x', '0.5x']
+    assert cuda[-2:] == ['0.12x', '0.5x']
 
 
 def test_compared_runtimes_take_every_place_in_turn() -> None:
