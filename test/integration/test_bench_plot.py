@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 
@@ -12,7 +13,12 @@ from edge_perception.bench.executor_comparison import (
     format_report,
     plot,
 )
-from edge_perception.bench.model_latency import LatencyRow, _alternating, format_rows
+from edge_perception.bench.model_latency import (
+    LatencyRow,
+    _alternating,
+    _enough_repeats,
+    format_rows,
+)
 from edge_perception.core.config import load_config
 
 
@@ -67,3 +73,10 @@ def test_compared_runtimes_take_every_place_in_turn() -> None:
     seconds = _alternating((partial(order.append, 'tvm'), partial(order.append, 'ort')), 4)
     assert [len(runner) for runner in seconds] == [4, 4]
     assert order == ['tvm', 'ort'] + ['tvm', 'ort', 'ort', 'tvm'] * 2
+
+
+def test_fast_models_get_more_turns_up_to_a_cap() -> None:
+    """A no-op fills half a second only at the cap (100x the asked repeats); a 10 ms call
+    gets the asked repeats, never fewer."""
+    assert _enough_repeats((lambda: None,), 5) == 500
+    assert _enough_repeats((partial(time.sleep, 0.01),), 5, seconds=0.05) == 5
