@@ -179,9 +179,12 @@ class TvmEngine:
         with self._lock:
             start = time.perf_counter_ns()
             if self._input_view is not None:
-                copy_holding_gil(self._input_view, inputs)
+                tensor = in_place_tensor(inputs)
+                if tensor is None:
+                    copy_holding_gil(self._input_view, inputs)
+                    tensor = self._input
                 # A fresh tensor each call (the VM never reuses a returned one): safe to view.
-                output = np.from_dlpack(self._main(self._input))
+                output = np.from_dlpack(self._main(tensor))
             else:
                 self._input.copyfrom(np.ascontiguousarray(inputs, dtype=np.float32))
                 output = self._main(self._input).numpy()
@@ -190,6 +193,41 @@ class TvmEngine:
             self.latency_ns = spent if self.latency_ns is None else (
                 self.latency_ns * 3 + spent) // 4
             return np.asarray(output, dtype=np.float32)  # no copy: already float32
+
+
+def in_place_tensor(inputs: npt.NDArray[Any]) -> Any:
+    """``inputs`` as a CPU TVM tensor sharing its memory, or None where TVM cannot read it in
+    place (not float32, not C-contiguous, not 64-byte aligned: see ``aligned_empty``) or a
+    copy is cheaper (under 64 kB: wrapping costs 1-3 us, copying a classifier's 12 kB 0.5).
+
+    Reading the detector's 0.9 MB input where it lies instead of copying it first: 2.94 ->
+    2.80 ms a call side by side (the copy also evicted what the kernels had in cache).
+    """
+    if (inputs.nbytes < _IN_PLACE_MIN_BYTES or inputs.dtype != np.float32
+            or not inputs.flags.c_contiguous):
+        return None
+    interface = inputs.__array_interface__
+    address = interface['data'][0]
+    if address % 64:
+        return None
+    if not inputs.flags.writeable:
+        # TVM's DLPack import predates the read-only flag and refuses read-only arrays (a
+        # shared frame's input is one); the VM's kernels never write their inputs.
+        interface['data'] = (address, False)
+        inputs = np.asarray(_ArrayInterface(inputs, interface))
+    return tvm.runtime.from_dlpack(inputs)
+
+
+_IN_PLACE_MIN_BYTES = 64 * 1024
+
+
+class _ArrayInterface:
+    """Memory described by NumPy's array interface; holds ``owner`` so that an array made
+    from it keeps the memory alive."""
+
+    def __init__(self, owner: npt.NDArray[Any], interface: dict[str, Any]) -> None:
+        self.owner = owner
+        self.__array_interface__ = interface
 
 
 def copy_holding_gil(target: npt.NDArray[Any], source: npt.NDArray[Any]) -> None:

@@ -33,7 +33,21 @@ def detector_input(image: npt.NDArray[np.uint8]) -> Array:
         image = np.asarray(
             cv2.resize(image, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_AREA), np.uint8
         )
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+    tensor = aligned_empty((1, 3, INPUT_HEIGHT, INPUT_WIDTH))
+    tensor[...] = image.transpose(2, 0, 1)[None]
+    return tensor
+
+
+def aligned_empty(shape: tuple[int, ...], alignment: int = 64) -> Array:
+    """An uninitialised float32 array whose data starts on an ``alignment``-byte boundary.
+
+    TVM reads 64-byte aligned memory in place and copies anything else: for the detector's
+    0.9 MB input that copy (and the cache it evicts) cost 130-140 us of a 2.9 ms call.
+    """
+    count = int(np.prod(shape))
+    raw = np.empty(count + alignment // 4, np.float32)
+    start = (-raw.ctypes.data % alignment) // 4
+    return raw[start:start + count].reshape(shape)
 
 
 def decode_peaks(

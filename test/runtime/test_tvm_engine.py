@@ -23,8 +23,10 @@ from edge_perception.runtime.tvm_engine import (
     TvmEngine,
     copy_holding_gil,
     cuda_available,
+    in_place_tensor,
     tuned_module,
 )
+from edge_perception.tasks.detector_decoding import aligned_empty
 
 # Float32 reordering between TVM's and onnxruntime's kernels; outputs are probabilities,
 # log-sizes and offsets of order 1.
@@ -83,6 +85,25 @@ def test_an_output_stays_valid_after_later_runs(store: ModelStore) -> None:
         assert not np.array_equal(second, kept)  # different inputs, different outputs...
         np.testing.assert_array_equal(first, kept)  # ...and the first one untouched
         assert first.dtype == np.float32
+
+
+def test_a_read_only_aligned_input_is_read_in_place(store: ModelStore) -> None:
+    """A shared frame's detector input (read-only, 64-byte aligned) is read where it lies;
+    the outputs equal those of a copied, misaligned input, and the input is untouched."""
+    engine = store.engine('detector', 'quarter')
+    values = realistic_input(engine.input_shape, seed=4)
+    shared = aligned_empty(engine.input_shape)
+    shared[...] = values
+    shared.setflags(write=False)
+    assert np.shares_memory(np.from_dlpack(in_place_tensor(shared)), shared)
+    misaligned = np.empty(values.size + 1, np.float32)[1:].reshape(values.shape)
+    misaligned[...] = values
+    assert in_place_tensor(misaligned) is None
+    assert in_place_tensor(values.astype(np.float64)) is None
+    small = aligned_empty((1, 3, 32, 32))
+    assert in_place_tensor(small) is None  # copying 12 kB is cheaper than wrapping it
+    np.testing.assert_array_equal(engine.run(shared), engine.run(misaligned))
+    np.testing.assert_array_equal(shared, values)
 
 
 THREAD_IO = Path('/proc/thread-self/io')

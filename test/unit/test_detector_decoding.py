@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from edge_perception.tasks.detector_decoding import STRIDE, decode_peaks, detector_input
+from edge_perception.tasks.detector_decoding import (
+    STRIDE,
+    aligned_empty,
+    decode_peaks,
+    detector_input,
+)
 
 
 def output_with_peak(channel: int, iy: int, ix: int, *, width: float, height: float,
@@ -88,3 +93,15 @@ def test_detector_input_resizes_and_transposes() -> None:
     assert tensor.shape == (1, 3, 240, 320)
     assert tensor.dtype == np.float32
     assert float(tensor[0, 2].mean()) == pytest.approx(200)
+    assert tensor.flags.c_contiguous
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 240, 320), (7,), (2, 5)])
+def test_inputs_start_on_a_64_byte_boundary(shape: tuple[int, ...]) -> None:
+    """So that TVM reads them in place (it copies misaligned memory)."""
+    for _ in range(5):  # several allocations: malloc's own offset varies
+        array = aligned_empty(shape)
+        assert array.shape == shape
+        assert array.dtype == np.float32
+        assert array.ctypes.data % 64 == 0
+    assert detector_input(np.zeros((240, 320, 3), np.uint8)).ctypes.data % 64 == 0
