@@ -528,7 +528,7 @@ class ModelStore:
         self._engines: dict[tuple[str, str, int, str, int, str, Part | None], TvmEngine] = {}
         self._static: dict[tuple[str, str, int], onnx.ModelProto] = {}
         self._lock = threading.Lock()
-        self._borrowed: set[tuple[str, str, int, CompileTarget]] = set()  # warned once each
+        self._warned: set[tuple[str, str, int, CompileTarget]] = set()  # once each
 
     def tuning_database(self, model: str, variant: str, *, batch: int,
                         target: CompileTarget) -> Path:
@@ -557,11 +557,19 @@ class ModelStore:
         others = [db for db in records if db != own and records[db] > 0]
         borrowed = max(others, key=lambda db: records[db], default=None)
         has_own = records.get(own, 0) > 0
-        if borrowed is not None and (model, variant, batch, target) not in self._borrowed:
-            self._borrowed.add((model, variant, batch, target))
-            _log.warning('%s/%s batch %d: %s schedules from the database tuned on %s '
-                         '(`edge-perception tune` here gives this CPU its own)', model,
-                         variant, batch, 'missing' if has_own else 'all', borrowed.parent.name)
+        key = (model, variant, batch, target)
+        if key not in self._warned and (borrowed is not None or not has_own):
+            self._warned.add(key)
+            if borrowed is not None:
+                _log.warning('%s/%s batch %d: %s schedules from the database tuned on %s '
+                             '(`edge-perception tune` here gives this CPU its own)', model,
+                             variant, batch, 'missing' if has_own else 'all',
+                             borrowed.parent.name)
+            else:  # e.g. a 2-thread lane: the detector full then takes 180 ms, not 2.7
+                _log.warning('%s/%s batch %d: no tuning records for %s; untuned builds run '
+                             '3-100x slower (`edge-perception tune --models %s --variants %s '
+                             '--batch %d --threads %d` tunes it)', model, variant, batch,
+                             target.tag(), model, variant, batch, target.num_cores)
         return [*([own] if has_own else []), *([borrowed] if borrowed is not None else [])]
 
     def library_path(self, model: str, variant: str, *, batch: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -205,6 +206,21 @@ def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_tuned_elsewhere: Path
     untuned = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache',
                          use_tuning=False)
     assert untuned.applied_databases('sign_classifier', 'half', batch=1, target=target) == []
+
+
+def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
+        repo_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = ModelStore(Manifest.load(repo_root / 'model_zoo'), cache_dir=tmp_path)
+    two_threads = CompileTarget('cpu', 2)
+    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
+        for _ in range(2):
+            assert store.applied_databases('detector', 'full', batch=1,
+                                           target=two_threads) == []
+        store.applied_databases('detector', 'full', batch=1, target=CompileTarget('cpu'))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith('detector/full batch 1: no tuning records for llvm-')
+    assert ('`edge-perception tune --models detector --variants full --batch 1 --threads 2`'
+            in warning)
 
 
 def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
