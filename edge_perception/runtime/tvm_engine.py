@@ -200,8 +200,8 @@ def in_place_tensor(inputs: npt.NDArray[Any]) -> Any:
     place (not float32, not C-contiguous, not 64-byte aligned: see ``aligned_empty``) or a
     copy is cheaper (under 64 kB: wrapping costs 1-3 us, copying a classifier's 12 kB 0.5).
 
-    Reading the detector's 0.9 MB input where it lies instead of copying it first: 2.94 ->
-    2.80 ms a call side by side (the copy also evicted what the kernels had in cache).
+    Reading the detector's 0.9 MB input where it lies instead of copying it first: 2.58-2.68
+    -> 2.49-2.58 ms a call side by side (the copy also evicted what the kernels had in cache).
     """
     if (inputs.nbytes < _IN_PLACE_MIN_BYTES or inputs.dtype != np.float32
             or not inputs.flags.c_contiguous):

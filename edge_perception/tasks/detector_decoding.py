@@ -42,7 +42,7 @@ def aligned_empty(shape: tuple[int, ...], alignment: int = 64) -> Array:
     """An uninitialised float32 array whose data starts on an ``alignment``-byte boundary.
 
     TVM reads 64-byte aligned memory in place and copies anything else: for the detector's
-    0.9 MB input that copy (and the cache it evicts) cost 130-140 us of a 2.9 ms call.
+    0.9 MB input that copy (and the cache it evicts) cost about 90 us of a 2.6 ms call.
     """
     count = int(np.prod(shape))
     raw = np.empty(count + alignment // 4, np.float32)
