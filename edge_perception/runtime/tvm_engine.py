@@ -195,6 +195,9 @@ class TvmEngine:
             return np.asarray(output, dtype=np.float32)  # no copy: already float32
 
 
+_IN_PLACE_MIN_BYTES = 64 * 1024
+
+
 def in_place_tensor(inputs: npt.NDArray[Any]) -> Any:
     """``inputs`` as a CPU TVM tensor sharing its memory, or None where TVM cannot read it in
     place (not float32, not C-contiguous, not 64-byte aligned: see ``aligned_empty``) or a
@@ -216,9 +219,6 @@ def in_place_tensor(inputs: npt.NDArray[Any]) -> Any:
         interface['data'] = (address, False)
         inputs = np.asarray(_ArrayInterface(inputs, interface))
     return tvm.runtime.from_dlpack(inputs)
-
-
-_IN_PLACE_MIN_BYTES = 64 * 1024
 
 
 class _ArrayInterface:
