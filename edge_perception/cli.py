@@ -274,14 +274,22 @@ def _tune(args: argparse.Namespace) -> int:
     jobs = [(model, variant, batch) for model in args.models for variant in args.variants
             for batch in args.batch]
     with tqdm(total=len(jobs) * args.trials, desc=f'tuning for {target.tag()}',
-              unit='trial') as progress:
+              unit='trial', disable=not args.trials) as progress:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
-            records = store.tune(model, variant, batch=batch, target=target,
-                                 trials=args.trials, on_trials=progress.update,
-                                 focus=args.focus)
-            tqdm.write(f'{model}/{variant} batch {batch}: {records} records in '
-                       f'{store.tuning_database(model, variant, batch=batch, target=target)}')
+            if args.trials:
+                records = store.tune(model, variant, batch=batch, target=target,
+                                     trials=args.trials, on_trials=progress.update,
+                                     focus=args.focus)
+                tqdm.write(f'{model}/{variant} batch {batch}: {records} records in '
+                           f'{store.tuning_database(model, variant, batch=batch, target=target)}')
+            if args.rank:
+                with tqdm(desc=f'{model}/{variant} b{batch}: ranking in the model',
+                          unit='build', leave=False) as builds:
+                    report = store.rank_in_model(model, variant, batch=batch, target=target,
+                                                 candidates=args.rank, on_build=builds.update)
+                for line in report:
+                    tqdm.write(f'  {line}')
     return 0
 
 
@@ -299,6 +307,9 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--focus', type=int, default=None, metavar='K',
                         help='tune only the K functions furthest from the best speed '
                              'reached in the model (a follow-up run)')
+    parser.add_argument('--rank', type=int, default=None, metavar='K',
+                        help="then build the whole model with each heavy function's K best "
+                             'records and keep the one fastest there (--trials 0: only this)')
     parser.set_defaults(run=_tune)
 
 

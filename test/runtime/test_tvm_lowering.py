@@ -20,7 +20,9 @@ from edge_perception.runtime.tvm_engine import (
     _lowered,
     _task_headroom,
     _task_seconds,
+    _TuningRecords,
     fast_sigmoid,
+    rank_in_model,
 )
 
 
@@ -108,3 +110,44 @@ def test_focus_ranks_tuned_functions_by_time_above_the_best_rate_reached(
         expected = costs[name] - work[name] / rate if name in tuned else costs[name]
         assert headroom[name] == pytest.approx(expected)
         assert headroom[name] >= -1e-12
+
+
+def test_ranking_in_the_model_drops_a_record_the_tuner_timed_too_fast(
+        repo_root: Path, tmp_path: Path) -> None:
+    """The sign classifier quarter's slowest record of its heaviest function, its tuner time
+    set just below the best one's, makes the whole model slower: ranking in the model drops it
+    and nothing else of that function; no other line of the database changes but those the
+    tuner ranked above a kept record."""
+    store = ModelStore.of(repo_root / 'model_zoo')
+    cpu = CompileTarget('cpu')
+    committed = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
+    records = [json.loads(line) for line in
+               (committed / 'database_tuning_record.json').read_text().splitlines()]
+    _, tasks, committed_costs = _costs_with_records_of(1000, repo_root, tmp_path)
+    heaviest = tasks[max(committed_costs, key=committed_costs.__getitem__)]
+    workload = _TuningRecords(tmp_path).workload_index(heaviest.dispatched[0])
+    timed = [(sum(record[1][1]) / len(record[1][1]), number)
+             for number, record in enumerate(records)
+             if record[0] == workload and max(record[1][1]) < 1]  # not a failed build
+    slowest_seconds, slowest = max(timed)
+    fastest_seconds, _ = min(timed)
+    assert slowest_seconds > 3 * fastest_seconds  # a schedule the model must notice
+    records[slowest][1][1] = [fastest_seconds * 0.99] * len(records[slowest][1][1])
+    lines = [json.dumps(record) for record in records]
+    (tmp_path / 'database_tuning_record.json').write_text(''.join(f'{line}\n' for line in lines))
+    tampered = ms.database.JSONDatabase(work_dir=str(tmp_path))
+    costs = {name: _task_seconds(tampered, task) for name, task in tasks.items()}
+    share = costs[heaviest.task_name] / sum(costs.values())
+
+    report = rank_in_model(store.verified_onnx('sign_classifier', 'quarter'), tmp_path,
+                           input_shape=store.input_shape('sign_classifier', 1), target=cpu,
+                           candidates=2, min_share=share)
+
+    kept = (tmp_path / 'database_tuning_record.json').read_text().splitlines()
+    assert lines[slowest] not in kept
+    assert [line for line in lines if line in kept] == kept  # order kept, nothing rewritten
+    dropped = [json.loads(line) for line in lines if line not in kept]
+    assert [record[0] for record in dropped].count(workload) == 1
+    [line] = report  # the heaviest function alone had that share
+    assert line.startswith(f'{heaviest.task_name}: ')
+    assert line.count('(kept)') == 1
