@@ -278,9 +278,13 @@ def _tune(args: argparse.Namespace) -> int:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             if args.trials:
-                records = store.tune(model, variant, batch=batch, target=target,
-                                     trials=args.trials, on_trials=progress.update,
-                                     focus=args.focus)
+                try:
+                    records = store.tune(model, variant, batch=batch, target=target,
+                                         trials=args.trials, on_trials=progress.update,
+                                         focus=args.focus, functions=args.functions)
+                except ValueError as error:  # a function name the model does not have
+                    print(f'edge-perception tune: {model}/{variant}: {error}', file=sys.stderr)
+                    return 2
                 tqdm.write(f'{model}/{variant} batch {batch}: {records} records in '
                            f'{store.tuning_database(model, variant, batch=batch, target=target)}')
             if args.rank:
@@ -304,9 +308,13 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--threads', type=int, default=1, help='lane threads (num-cores)')
     parser.add_argument('--trials', type=int, default=128,
                         help='trial budget per model variant and batch; reruns add to it')
-    parser.add_argument('--focus', type=int, default=None, metavar='K',
-                        help='tune only the K functions furthest from the best speed '
-                             'reached in the model (a follow-up run)')
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument('--focus', type=int, default=None, metavar='K',
+                       help='tune only the K functions furthest from the best speed '
+                            'reached in the model (a follow-up run)')
+    which.add_argument('--functions', nargs='+', default=(), metavar='NAME',
+                       help='tune only these TIR functions (names as the tuning log prints '
+                            'them, e.g. fused_conv2d1_add1_relu11)')
     parser.add_argument('--rank', type=int, default=None, metavar='K',
                         help="then build the whole model with each heavy function's K best "
                              'records and keep the one fastest there (--trials 0: only this)')

@@ -352,12 +352,13 @@ def tuning_records(database: Path) -> int:
 
 def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
               target: CompileTarget, trials: int, on_trials: Callable[[int], None],
-              focus: int | None = None, seed: int = 0) -> int:
+              focus: int | None = None, functions: Sequence[str] = (), seed: int = 0) -> int:
     """MetaSchedule-tune the TIR functions; records accumulate in ``database`` (resumable).
 
     ``focus``: only the ``focus`` functions that could lose the most time per inference (see
     :func:`_task_headroom`; a later run spends its whole budget there, not evenly over every
-    small task).
+    small task). ``functions``: only these, by name (where a profile, not the tuner's
+    estimate, says the time is lost); ValueError names the model's functions if one is not.
     ``on_trials(n)`` is called after each batch of ``n`` measured trials (progress bars).
     Returns the number of tuning records the database then holds.
     """
@@ -381,7 +382,11 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     mod = _lowered(model, input_shape, tvm_target)
     database.mkdir(parents=True, exist_ok=True)
     extracted = ms.relax_integration.extract_tasks(mod, tvm_target)
-    chosen = None
+    chosen = list(functions) or None
+    unknown = set(functions) - {task.task_name for task in extracted}
+    if unknown:
+        raise ValueError(f'no function {", ".join(sorted(unknown))} to tune; the model has '
+                         + ', '.join(sorted(task.task_name for task in extracted)))
     if focus is not None:
         headroom = _task_headroom(ms.database.JSONDatabase(work_dir=str(database)), extracted)
         chosen = sorted(headroom, key=headroom.__getitem__, reverse=True)[:focus]
@@ -768,12 +773,13 @@ class ModelStore:
         return library
 
     def tune(self, model: str, variant: str, *, batch: int, target: CompileTarget,
-             trials: int, on_trials: Callable[[int], None], focus: int | None = None) -> int:
+             trials: int, on_trials: Callable[[int], None], focus: int | None = None,
+             functions: Sequence[str] = ()) -> int:
         """Add ``trials`` MetaSchedule trials to the committed database; returns its records."""
         return tune_onnx(self.verified_onnx(model, variant),
                          self.tuning_database(model, variant, batch=batch, target=target),
                          input_shape=self.input_shape(model, batch), target=target,
-                         trials=trials, on_trials=on_trials, focus=focus)
+                         trials=trials, on_trials=on_trials, focus=focus, functions=functions)
 
     def rank_in_model(self, model: str, variant: str, *, batch: int, target: CompileTarget,
                       candidates: int, on_build: Callable[[], None]) -> list[str]:

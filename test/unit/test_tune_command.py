@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from edge_perception import cli
@@ -15,3 +18,16 @@ def test_tune_names_the_missing_extra_instead_of_crashing_in_a_worker(
     assert 'tune: missing ' in error
     assert 'edge_perception_not_installed;' in error
     assert 'pip install -r requirements/tune.txt' in error
+
+
+def test_tune_names_the_functions_it_has_when_asked_for_one_it_lacks(
+        repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo, ignore=shutil.ignore_patterns('tuning'))
+    assert cli.main(['tune', '--zoo', str(zoo), '--models', 'sign_classifier',
+                     '--variants', 'quarter', '--trials', '4',
+                     '--functions', 'fused_no_such_conv']) == 2
+    error = capsys.readouterr().err
+    assert 'sign_classifier/quarter: no function fused_no_such_conv to tune' in error
+    assert 'fused_conv2d_add_relu' in error  # one the model has
+    assert not list(zoo.rglob('database_tuning_record.json'))  # nothing tuned
