@@ -352,7 +352,7 @@ def tuning_records(database: Path) -> int:
 
 def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
               target: CompileTarget, trials: int, on_trials: Callable[[int], None],
-              focus: int | None = None, functions: Sequence[str] = (), seed: int = 0) -> int:
+              focus: int | None = None, functions: Sequence[str] = ()) -> int:
     """MetaSchedule-tune the TIR functions; records accumulate in ``database`` (resumable).
 
     ``focus``: only the ``focus`` functions that could lose the most time per inference (see
@@ -404,7 +404,10 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
         ms.relax_integration.tune_relax(
             mod, params={}, target=tvm_target, work_dir=str(database),
             max_trials_global=trials, max_trials_per_task=max(per_iter, share),
-            num_trials_per_iter=per_iter, seed=seed, op_names=chosen, builder=builder,
+            # Seeded by the records so far: reproducible, yet a rerun does not replay the
+            # previous run's random choices.
+            num_trials_per_iter=per_iter, seed=tuning_records(database), op_names=chosen,
+            builder=builder,
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
                 number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False),
