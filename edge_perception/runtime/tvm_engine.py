@@ -532,8 +532,12 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
     """Keep, for each function that costs a noticeable share of the model, the record of its
     ``candidates`` best in ``database`` (the tuner's ranking) with which the whole model runs
     fastest: records the tuner ranked above that one are dropped. Returns a line per function.
-    Functions under ``min_share`` of the model's time are left alone: they cannot move it
-    past the timing noise, and each candidate is a whole build (12 s for the detector).
+    Candidates are at least 1 % apart in the tuner's times: a tuning run leaves dozens of
+    near-copies of its best schedule (the detector's 16->32 convolution: twelve records
+    within 247-251 us), and the one to find may be an older, different schedule (266.7 us
+    in the tuner, 18 us faster in the model). Functions under ``min_share`` of the model's
+    time are left alone: they cannot move it past the timing noise, and each candidate is a
+    whole build.
 
     The tuner times a function alone; in the model it finds other caches and inputs. On the
     detector full, the tuner's second-best record of a 32->32 convolution (495.9 vs 493.7 us)
@@ -557,7 +561,8 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
         workload = records.workload_index(task.dispatched[0])
         if workload is None:
             continue
-        best = records.best(workload, candidates)
+        ranked = records.best(workload, len(records.lines))
+        best = _spaced(ranked, candidates)
         if len(best) < 2:
             continue
         with tempfile.TemporaryDirectory(prefix='rank-') as scratch:
@@ -574,12 +579,24 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
         # Keep the tuner's choice unless another beats it by more than the timing noise.
         if model_seconds[winner] > model_seconds[0] * 0.998:
             winner = 0
-        records.write(database, drop={number for _, number in best[:winner]})
+        records.write(database, drop={number for _, number in
+                                      ranked[:ranked.index(best[winner])]})
         report.append(f'{task.task_name}: ' + ', '.join(
             f'{tuner * 1e6:.1f} us alone -> model {model * 1e3:.3f} ms'
             + (' (kept)' if rank == winner else '')
             for rank, ((tuner, _), model) in enumerate(zip(best, model_seconds, strict=True))))
     return report
+
+
+def _spaced(ranked: list[tuple[float, int]], count: int,
+            apart: float = 1.01) -> list[tuple[float, int]]:
+    """The first ``count`` of ``ranked`` (seconds, line) that are each at least ``apart``
+    times the seconds of the one before."""
+    chosen: list[tuple[float, int]] = []
+    for seconds, line in ranked:
+        if len(chosen) < count and (not chosen or seconds >= chosen[-1][0] * apart):
+            chosen.append((seconds, line))
+    return chosen
 
 
 def _model_seconds_taking_turns(libraries: Sequence[Path], input_shape: tuple[int, ...],

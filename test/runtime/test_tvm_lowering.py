@@ -18,6 +18,7 @@ from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
     _lowered,
+    _spaced,
     _task_headroom,
     _task_seconds,
     _TuningRecords,
@@ -151,3 +152,10 @@ def test_ranking_in_the_model_drops_a_record_the_tuner_timed_too_fast(
     [line] = report  # the heaviest function alone had that share
     assert line.startswith(f'{heaviest.task_name}: ')
     assert line.count('(kept)') == 1
+
+
+def test_ranking_candidates_skip_near_copies_of_the_one_before() -> None:
+    ranked = [(100.0, 7), (100.5, 3), (101.0, 9), (101.2, 1), (130.0, 4), (131.0, 2)]
+    assert _spaced(ranked, 3) == [(100.0, 7), (101.0, 9), (130.0, 4)]
+    assert _spaced(ranked, 10) == [(100.0, 7), (101.0, 9), (130.0, 4)]  # 131 < 1.01 * 130
+    assert _spaced(ranked[:1], 3) == [(100.0, 7)]
