@@ -260,7 +260,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from edge_perception.runtime.tvm_engine import CompileTarget
+    from edge_perception.runtime.tvm_engine import CompileTarget, tuning_records
 
     missing = [name for name in TUNE_EXTRA if importlib.util.find_spec(name) is None]
     if missing:
@@ -277,6 +277,8 @@ def _tune(args: argparse.Namespace) -> int:
               unit='trial', disable=not args.trials) as progress:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
+            database = store.tuning_database(model, variant, batch=batch, target=target)
+            tuned_from = tuning_records(database) if args.trials else None
             if args.trials:
                 try:
                     records = store.tune(model, variant, batch=batch, target=target,
@@ -285,13 +287,13 @@ def _tune(args: argparse.Namespace) -> int:
                 except ValueError as error:  # a function name the model does not have
                     print(f'edge-perception tune: {model}/{variant}: {error}', file=sys.stderr)
                     return 2
-                tqdm.write(f'{model}/{variant} batch {batch}: {records} records in '
-                           f'{store.tuning_database(model, variant, batch=batch, target=target)}')
+                tqdm.write(f'{model}/{variant} batch {batch}: {records} records in {database}')
             if args.rank:
                 with tqdm(desc=f'{model}/{variant} b{batch}: ranking in the model',
                           unit='build', leave=False) as builds:
                     report = store.rank_in_model(model, variant, batch=batch, target=target,
-                                                 candidates=args.rank, on_build=builds.update)
+                                                 candidates=args.rank, on_build=builds.update,
+                                                 tuned_from=tuned_from)
                 for line in report:
                     tqdm.write(f'  {line}')
     return 0

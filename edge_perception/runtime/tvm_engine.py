@@ -497,6 +497,14 @@ class _TuningRecords:
         return sorted((seconds, number) for number, (index, seconds) in enumerate(self.timed)
                       if index == workload and seconds is not None)[:count]
 
+    def best_lines_before(self, count: int) -> dict[int, str]:
+        """Each workload's best record among the first ``count`` lines."""
+        best: dict[int, tuple[float, int]] = {}
+        for number, (index, seconds) in enumerate(self.timed[:count]):
+            if seconds is not None and (index not in best or seconds < best[index][0]):
+                best[index] = (seconds, number)
+        return {index: self.lines[number] for index, (_, number) in best.items()}
+
     def write_trial(self, directory: Path, workload: int, line: int) -> None:
         """Only what a build reads: ``line`` for ``workload``, every other one's best record
         (the detector's whole 22 MB database, parsed per build, took 8 s of a 20 s build)."""
@@ -528,6 +536,7 @@ def _workload_and_mean_seconds(line: str) -> tuple[int, float | None]:
 
 def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
                   target: CompileTarget, candidates: int, min_share: float = 0.05,
+                  tuned_from: int | None = None,
                   on_build: Callable[[], None] = lambda: None) -> list[str]:
     """Keep, for each function that costs a noticeable share of the model, the record of its
     ``candidates`` best in ``database`` (the tuner's ranking) with which the whole model runs
@@ -537,7 +546,10 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
     within 247-251 us), and the one to find may be an older, different schedule (266.7 us
     in the tuner, 18 us faster in the model). Functions under ``min_share`` of the model's
     time are left alone: they cannot move it past the timing noise, and each candidate is a
-    whole build.
+    whole build. ``tuned_from``: the records the database held before a tuning run; each
+    function's best of those is a candidate too (200 trials took the detector's 32->32
+    convolution from 493.7 to 403.7 us in the tuner, and its six best new records all made
+    the model slower than the old one).
 
     The tuner times a function alone; in the model it finds other caches and inputs. On the
     detector full, the tuner's second-best record of a 32->32 convolution (495.9 vs 493.7 us)
@@ -555,6 +567,9 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
     seconds = {task.task_name: _task_seconds(tuned, task) for task in tasks}
     heavy = [task for task in sorted(tasks, key=lambda t: -seconds[t.task_name])
              if seconds[task.task_name] >= min_share * sum(seconds.values())]
+    # Tuning only appends lines and ranking drops some: the earlier best, by content.
+    previous = ({} if tuned_from is None
+                else _TuningRecords(database).best_lines_before(tuned_from))
     report = []
     for task in heavy:
         records = _TuningRecords(database)
@@ -563,6 +578,8 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
             continue
         ranked = records.best(workload, len(records.lines))
         best = _spaced(ranked, candidates)
+        best = sorted({*best, *[entry for entry in ranked
+                                if records.lines[entry[1]] == previous.get(workload)]})
         if len(best) < 2:
             continue
         with tempfile.TemporaryDirectory(prefix='rank-') as scratch:
@@ -802,13 +819,15 @@ class ModelStore:
                          trials=trials, on_trials=on_trials, focus=focus, functions=functions)
 
     def rank_in_model(self, model: str, variant: str, *, batch: int, target: CompileTarget,
-                      candidates: int, on_build: Callable[[], None]) -> list[str]:
+                      candidates: int, on_build: Callable[[], None],
+                      tuned_from: int | None = None) -> list[str]:
         """Keep the records with which the whole model runs fastest (see
         :func:`rank_in_model`)."""
         return rank_in_model(self.verified_onnx(model, variant),
                                self.tuning_database(model, variant, batch=batch, target=target),
                                input_shape=self.input_shape(model, batch), target=target,
-                               candidates=candidates, on_build=on_build)
+                               candidates=candidates, on_build=on_build,
+                               tuned_from=tuned_from)
 
     def input_shape(self, model: str, batch: int) -> tuple[int, ...]:
         shape = self.manifest.models[model].input_shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,15 +114,15 @@ def test_focus_ranks_tuned_functions_by_time_above_the_best_rate_reached(
         assert headroom[name] >= -1e-12
 
 
-def test_ranking_in_the_model_drops_a_record_the_tuner_timed_too_fast(
-        repo_root: Path, tmp_path: Path) -> None:
-    """The sign classifier quarter's slowest record of its heaviest function, its tuner time
-    set just below the best one's, makes the whole model slower: ranking in the model drops it
-    and nothing else of that function; no other line of the database changes but those the
-    tuner ranked above a kept record."""
+def _slow_records_timed_fast(repo_root: Path, tmp_path: Path, factors: Sequence[float]
+                             ) -> tuple[list[str], int, int, str, int, float]:
+    """The sign classifier quarter's database in ``tmp_path`` with copies of its heaviest
+    function's slowest record appended, their tuner times set to ``factors`` times its best
+    record's: (lines before, number of the best, workload, function name, lines with the
+    copies, the function's share of the model then)."""
     store = ModelStore.of(repo_root / 'model_zoo')
-    cpu = CompileTarget('cpu')
-    committed = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
+    committed = store.tuning_database('sign_classifier', 'quarter', batch=1,
+                                      target=CompileTarget('cpu'))
     records = [json.loads(line) for line in
                (committed / 'database_tuning_record.json').read_text().splitlines()]
     _, tasks, committed_costs = _costs_with_records_of(1000, repo_root, tmp_path)
@@ -131,27 +132,58 @@ def test_ranking_in_the_model_drops_a_record_the_tuner_timed_too_fast(
              for number, record in enumerate(records)
              if record[0] == workload and max(record[1][1]) < 1]  # not a failed build
     slowest_seconds, slowest = max(timed)
-    fastest_seconds, _ = min(timed)
+    fastest_seconds, fastest = min(timed)
     assert slowest_seconds > 3 * fastest_seconds  # a schedule the model must notice
-    records[slowest][1][1] = [fastest_seconds * 0.99] * len(records[slowest][1][1])
     lines = [json.dumps(record) for record in records]
+    for factor in factors:
+        copy = json.loads(lines[slowest])
+        copy[1][1] = [fastest_seconds * factor] * len(copy[1][1])
+        lines.append(json.dumps(copy))
     (tmp_path / 'database_tuning_record.json').write_text(''.join(f'{line}\n' for line in lines))
     tampered = ms.database.JSONDatabase(work_dir=str(tmp_path))
     costs = {name: _task_seconds(tampered, task) for name, task in tasks.items()}
     share = costs[heaviest.task_name] / sum(costs.values())
+    return lines, fastest, workload, heaviest.task_name, len(records), share
 
-    report = rank_in_model(store.verified_onnx('sign_classifier', 'quarter'), tmp_path,
-                           input_shape=store.input_shape('sign_classifier', 1), target=cpu,
-                           candidates=2, min_share=share)
+
+def _rank_quarter(repo_root: Path, database: Path, **options: Any) -> list[str]:
+    store = ModelStore.of(repo_root / 'model_zoo')
+    return rank_in_model(store.verified_onnx('sign_classifier', 'quarter'), database,
+                         input_shape=store.input_shape('sign_classifier', 1),
+                         target=CompileTarget('cpu'), **options)
+
+
+def test_ranking_in_the_model_drops_a_record_the_tuner_timed_too_fast(
+        repo_root: Path, tmp_path: Path) -> None:
+    """A slow record of the sign classifier quarter's heaviest function, its tuner time set
+    just below the best one's, makes the whole model slower: ranking in the model drops it
+    and nothing else of that function; no other line of the database changes but those the
+    tuner ranked above a kept record."""
+    lines, _, workload, name, count, share = _slow_records_timed_fast(repo_root, tmp_path,
+                                                                      [0.99])
+    report = _rank_quarter(repo_root, tmp_path, candidates=2, min_share=share)
 
     kept = (tmp_path / 'database_tuning_record.json').read_text().splitlines()
-    assert lines[slowest] not in kept
+    assert lines[count] not in kept
     assert [line for line in lines if line in kept] == kept  # order kept, nothing rewritten
     dropped = [json.loads(line) for line in lines if line not in kept]
     assert [record[0] for record in dropped].count(workload) == 1
     [line] = report  # the heaviest function alone had that share
-    assert line.startswith(f'{heaviest.task_name}: ')
+    assert line.startswith(f'{name}: ')
     assert line.count('(kept)') == 1
+
+
+def test_ranking_after_a_run_also_times_the_record_the_run_started_from(
+        repo_root: Path, tmp_path: Path) -> None:
+    """A "run" appending three slow records timed faster than the old best (spaced 1 %+ apart,
+    so the two candidates are new ones): the old best is ranked too, and kept."""
+    lines, fastest, _, _, count, share = _slow_records_timed_fast(repo_root, tmp_path,
+                                                                  [0.9, 0.8, 0.7])
+    _rank_quarter(repo_root, tmp_path, candidates=2, min_share=share, tuned_from=count)
+
+    kept = (tmp_path / 'database_tuning_record.json').read_text().splitlines()
+    assert lines[fastest] in kept
+    assert not set(lines[count:]) & set(kept)  # all three ranked above it: dropped
 
 
 def test_ranking_candidates_skip_near_copies_of_the_one_before() -> None:
