@@ -600,8 +600,10 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
                                       ranked[:ranked.index(best[winner])]})
         report.append(f'{task.task_name}: ' + ', '.join(
             f'{tuner * 1e6:.1f} us alone -> model {model * 1e3:.3f} ms'
+            + (' (before the run)' if records.lines[line] == previous.get(workload) else '')
             + (' (kept)' if rank == winner else '')
-            for rank, ((tuner, _), model) in enumerate(zip(best, model_seconds, strict=True))))
+            for rank, ((tuner, line), model) in enumerate(zip(best, model_seconds,
+                                                              strict=True))))
     return report
 
 

@@ -179,11 +179,13 @@ def test_ranking_after_a_run_also_times_the_record_the_run_started_from(
     so the two candidates are new ones): the old best is ranked too, and kept."""
     lines, fastest, _, _, count, share = _slow_records_timed_fast(repo_root, tmp_path,
                                                                   [0.9, 0.8, 0.7])
-    _rank_quarter(repo_root, tmp_path, candidates=2, min_share=share, tuned_from=count)
+    [line] = _rank_quarter(repo_root, tmp_path, candidates=2, min_share=share,
+                           tuned_from=count)
 
     kept = (tmp_path / 'database_tuning_record.json').read_text().splitlines()
     assert lines[fastest] in kept
     assert not set(lines[count:]) & set(kept)  # all three ranked above it: dropped
+    assert line.count('(before the run) (kept)') == 1
 
 
 def test_ranking_candidates_skip_near_copies_of_the_one_before() -> None:
