@@ -39,6 +39,7 @@ from edge_perception.runtime.model_split import (
     sub_model,
     with_static_input,
 )
+from edge_perception.tasks.detector_decoding import INPUT_ALIGNMENT
 
 # Convolution layouts (data, kernel) for CPU targets, and weights marked layout-free so that
 # tuning repacks them to suit each schedule. Part of every cache key and tuning database name:
@@ -212,7 +213,7 @@ def in_place_tensor(inputs: npt.NDArray[Any]) -> Any:
         return None
     interface = inputs.__array_interface__
     address = interface['data'][0]
-    if address % 64:
+    if address % INPUT_ALIGNMENT:
         return None
     if not inputs.flags.writeable:
         # TVM's DLPack import predates the read-only flag and refuses read-only arrays (a

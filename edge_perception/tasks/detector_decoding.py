@@ -38,7 +38,11 @@ def detector_input(image: npt.NDArray[np.uint8]) -> Array:
     return tensor
 
 
-def aligned_empty(shape: tuple[int, ...], alignment: int = 64) -> Array:
+# Bytes: the engine hands memory aligned this way to TVM in place and copies anything else.
+INPUT_ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple[int, ...], alignment: int = INPUT_ALIGNMENT) -> Array:
     """An uninitialised float32 array whose data starts on an ``alignment``-byte boundary.
 
     TVM reads 64-byte aligned memory in place and copies anything else: for the detector's
