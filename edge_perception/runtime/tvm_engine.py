@@ -498,21 +498,18 @@ class _TuningRecords:
         return sorted((seconds, number) for number, (index, seconds) in enumerate(self.timed)
                       if index == workload and seconds is not None)[:count]
 
-    def best_lines_before(self, count: int) -> dict[int, str]:
-        """Each workload's best record among the first ``count`` lines."""
+    def best_numbers(self, before: int | None = None) -> dict[int, int]:
+        """Each workload's best record: its line number (among the first ``before`` lines)."""
         best: dict[int, tuple[float, int]] = {}
-        for number, (index, seconds) in enumerate(self.timed[:count]):
+        for number, (index, seconds) in enumerate(self.timed[:before]):
             if seconds is not None and (index not in best or seconds < best[index][0]):
                 best[index] = (seconds, number)
-        return {index: self.lines[number] for index, (_, number) in best.items()}
+        return {index: number for index, (_, number) in best.items()}
 
     def write_trial(self, directory: Path, workload: int, line: int) -> None:
         """Only what a build reads: ``line`` for ``workload``, every other one's best record
         (the detector's whole 22 MB database, parsed per build, took 8 s of a 20 s build)."""
-        chosen = [line]
-        for index in {index for index, _ in self.timed} - {workload}:
-            chosen.extend(number for _, number in self.best(index, 1))
-        self._write(directory, sorted(chosen))
+        self._write(directory, sorted({**self.best_numbers(), workload: line}.values()))
 
     def write(self, directory: Path, *, drop: set[int]) -> None:
         self._write(directory, [number for number in range(len(self.lines))
@@ -569,8 +566,10 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
     heavy = [task for task in sorted(tasks, key=lambda t: -seconds[t.task_name])
              if seconds[task.task_name] >= min_share * sum(seconds.values())]
     # Tuning only appends lines and ranking drops some: the earlier best, by content.
-    previous = ({} if tuned_from is None
-                else _TuningRecords(database).best_lines_before(tuned_from))
+    before = _TuningRecords(database)
+    previous = ({} if tuned_from is None else
+                {index: before.lines[number]
+                 for index, number in before.best_numbers(tuned_from).items()})
     report = []
     for task in heavy:
         records = _TuningRecords(database)
