@@ -31,6 +31,7 @@ import tvm_ffi
 from tvm import relax, te, topi
 from tvm.relax.frontend.onnx import from_onnx
 
+from edge_perception.runtime.conv_space import cpu_design_space
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
 from edge_perception.runtime.model_split import (
     Part,
@@ -409,6 +410,9 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
             # previous run's random choices.
             num_trials_per_iter=per_iter, seed=tuning_records(database), op_names=chosen,
             builder=builder,
+            # On CPUs, also schedules with each convolution's epilogue inside its tiles.
+            space=cpu_design_space(target.num_cores) if target.device == 'cpu'
+            else 'post-order-apply',
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
                 number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False),
