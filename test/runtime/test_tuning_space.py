@@ -11,8 +11,13 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from edge_perception.runtime.conv_space import cpu_design_space, epilogue_in_tile
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, _lowered
+from edge_perception.runtime.tvm_engine import (
+    CompileTarget,
+    ModelStore,
+    _lowered,
+    cpu_design_space,
+    epilogue_in_tile,
+)
 
 
 @pytest.fixture(scope='module')
