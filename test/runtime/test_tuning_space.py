@@ -74,8 +74,10 @@ def test_the_cpu_space_adds_the_design_to_the_default_ones_for_convolutions_only
     target = tvm.target.Target(CompileTarget('cpu').spec())
 
     def designs(name: str, space: Any) -> int:
+        # num_threads given: its default asks psutil, which only the tuning extra installs.
         context = ms.TuneContext(tvm.IRModule({'main': classifier_functions[name]}),
-                                 target=target, space_generator=space, rand_state=1)
+                                 target=target, space_generator=space, rand_state=1,
+                                 num_threads=1)
         return len(context.generate_design_space())
 
     for name in ('fused_conv2d_add_relu1', 'max_pool2d11', 'fused_matmul_add41'):
