@@ -647,9 +647,10 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
         if workload is None:
             continue
         ranked = records.best(workload, len(records.lines))
-        best = _spaced(ranked, candidates)
-        best = sorted({*best, *[entry for entry in ranked
-                                if records.lines[entry[1]] == previous.get(workload)]})
+        # The function's best record from before the run, by its line in this file.
+        earlier = {line for _, line in ranked if records.lines[line] == previous.get(workload)}
+        best = sorted({*_spaced(ranked, candidates),
+                       *[entry for entry in ranked if entry[1] in earlier]})
         if len(best) < 2:
             continue
         with tempfile.TemporaryDirectory(prefix='rank-') as scratch:
@@ -670,7 +671,7 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
                                       ranked[:ranked.index(best[winner])]})
         report.append(f'{task.task_name}: ' + ', '.join(
             f'{tuner * 1e6:.1f} us alone -> model {model * 1e3:.3f} ms'
-            + (' (before the run)' if records.lines[line] == previous.get(workload) else '')
+            + (' (before the run)' if line in earlier else '')
             + (' (kept)' if rank == winner else '')
             for rank, ((tuner, line), model) in enumerate(zip(best, model_seconds,
                                                               strict=True))))
