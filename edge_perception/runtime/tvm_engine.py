@@ -420,8 +420,8 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     return tuning_records(database)
 
 
-# The default CPU rules' parallel extent: 16 jobs per core (MetaSchedule's
-# ``max_jobs_per_core``), so the same records replay the same way.
+# The parallel extent the default CPU rules give (MetaSchedule's ``max_jobs_per_core``), so
+# schedules from both spaces split their outer loops alike.
 _JOBS_PER_CORE = 16
 _CONV_LOOPS = 7  # n, y, x, channel; kernel y, kernel x, input channel
 
