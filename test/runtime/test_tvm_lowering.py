@@ -18,11 +18,13 @@ from tvm.s_tir.analysis import estimate_tir_flops
 from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
+    _function_seconds_taking_turns,
     _lowered,
     _spaced,
     _task_headroom,
     _task_seconds,
     _TuningRecords,
+    compile_onnx,
     fast_sigmoid,
     rank_in_model,
 )
@@ -193,3 +195,27 @@ def test_ranking_candidates_skip_near_copies_of_the_one_before() -> None:
     assert _spaced(ranked, 3) == [(100.0, 7), (101.0, 9), (130.0, 4)]
     assert _spaced(ranked, 10) == [(100.0, 7), (101.0, 9), (130.0, 4)]  # 131 < 1.01 * 130
     assert _spaced(ranked[:1], 3) == [(100.0, 7)]
+
+
+@pytest.mark.parametrize('exec_mode', ['bytecode', 'compiled'])
+def test_timing_a_function_inside_the_model_refuses_one_never_seen_called(
+        repo_root: Path, tmp_path: Path, exec_mode: str) -> None:
+    """Ranking times a function through the bytecode VM's instrument: a name the model never
+    calls, or a compiled VM (no instrument calls at all), is an error, not a time of 0."""
+    store = ModelStore.of(repo_root / 'model_zoo')
+    shape = store.input_shape('sign_classifier', 1)
+    library = tmp_path / 'model.so'
+    compile_onnx(store.verified_onnx('sign_classifier', 'quarter'), library, input_shape=shape,
+                 target=CompileTarget('cpu'), exec_mode=exec_mode)
+    heaviest = 'fused_conv2d1_add1_relu11'  # called once per inference
+    if exec_mode == 'bytecode':
+        [seconds] = _function_seconds_taking_turns([library], heaviest, shape,
+                                                   CompileTarget('cpu'), rounds=1)
+        assert seconds > 0
+    with pytest.raises(RuntimeError, match='fused_conv2d1_add1_relu11x was not called'):
+        _function_seconds_taking_turns([library], heaviest + 'x', shape, CompileTarget('cpu'),
+                                       rounds=1)
+    if exec_mode == 'compiled':
+        with pytest.raises(RuntimeError, match=f'{heaviest} was not called'):
+            _function_seconds_taking_turns([library], heaviest, shape, CompileTarget('cpu'),
+                                           rounds=1)
