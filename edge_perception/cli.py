@@ -269,6 +269,10 @@ def _tune(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
+    if args.since is not None and (args.trials or not args.rank or args.since < 0):
+        print('edge-perception tune: --since N (N >= 0) goes with --trials 0 --rank K: a run '
+              'that tunes knows where its records start', file=sys.stderr)
+        return 2
     store = _model_store(args.zoo)
     target = CompileTarget(device=args.device, num_cores=args.threads)
     jobs = [(model, variant, batch) for model in args.models for variant in args.variants
@@ -278,7 +282,7 @@ def _tune(args: argparse.Namespace) -> int:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             database = store.tuning_database(model, variant, batch=batch, target=target)
-            tuned_from = tuning_records(database) if args.trials else None
+            tuned_from = tuning_records(database) if args.trials else args.since
             if args.trials:
                 try:
                     records = store.tune(model, variant, batch=batch, target=target,
@@ -319,7 +323,12 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             'them, e.g. fused_conv2d1_add1_relu11)')
     parser.add_argument('--rank', type=int, default=None, metavar='K',
                         help="then build the whole model with each heavy function's K best "
-                             'records and keep the one fastest there (--trials 0: only this)')
+                             'records and keep the one whose calls run fastest inside it '
+                             '(--trials 0: only this)')
+    parser.add_argument('--since', type=int, default=None, metavar='N',
+                        help="with --trials 0 --rank: the database's first N records are from "
+                             "before the run being ranked; each function's best of those is "
+                             'ranked too (a tuning run with --rank does this by itself)')
     parser.set_defaults(run=_tune)
 
 

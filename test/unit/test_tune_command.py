@@ -1,4 +1,4 @@
-"""`edge-perception tune` without the optional tuning extra says what to install."""
+"""`edge-perception tune` refuses what it cannot do with a message saying what to do."""
 
 from __future__ import annotations
 
@@ -33,3 +33,14 @@ def test_tune_names_the_functions_it_has_when_asked_for_one_it_lacks(
     assert 'sign_classifier/quarter: no function fused_no_such_conv to tune' in error
     assert 'fused_conv2d_add_relu' in error  # one the model has
     assert not list(zoo.rglob('database_tuning_record.json'))  # nothing tuned
+
+
+@pytest.mark.parametrize('options', [['--trials', '4', '--rank', '2', '--since', '10'],
+                                     ['--trials', '0', '--since', '10'],
+                                     ['--trials', '0', '--rank', '2', '--since', '-1']])
+def test_tune_refuses_since_outside_a_ranking_only_run(
+        options: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    assert cli.main(['tune', '--models', 'sign_classifier', *options]) == 2
+    assert '--since N (N >= 0) goes with --trials 0 --rank K' in capsys.readouterr().err
