@@ -126,6 +126,10 @@ class CompileTarget:
             return host
         raise ModelLoadError(f'unknown device {self.device!r} (use cpu or cuda)')
 
+    def serial_capable(self) -> bool:
+        """A one-core CPU target, whose parallel loops may as well be serial."""
+        return self.device == 'cpu' and self.num_cores == 1
+
     def cache_key(self) -> str:
         return json.dumps(self.spec(), sort_keys=True)
 
@@ -627,7 +631,7 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
     detector full, the tuner's second-best record of a 32->32 convolution (495.9 vs 493.7 us)
     made the model 158 us slower, and a stride-2 convolution's third (266.6 vs 228.9 us)
     made it 8 us faster. Each candidate is timed as the function's own calls inside the
-    model (see :func:`_function_seconds_taking_turns`), not as whole calls: those moved by up
+    model (see :func:`_seconds_taking_turns`), not as whole calls: those moved by up
     to 0.15 ms between one function's candidates and the next's on the detector full, more
     than the candidates differ.
     """
@@ -670,8 +674,8 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
                 compile_onnx(model, libraries[-1], input_shape=input_shape, target=target,
                              databases=[trial], exec_mode='bytecode')
                 on_build()
-            model_seconds = _function_seconds_taking_turns(libraries, task.task_name,
-                                                           input_shape, target)
+            model_seconds = _seconds_taking_turns(libraries, input_shape, target,
+                                                  function=task.task_name)
         winner = min(range(len(best)), key=model_seconds.__getitem__)
         # Keep the tuner's choice unless another beats it by more than the timing noise.
         if model_seconds[winner] > model_seconds[0] * 0.995:
@@ -684,6 +688,9 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
             + (' (kept)' if rank == winner else '')
             for rank, ((tuner, line), model) in enumerate(zip(best, model_seconds,
                                                               strict=True))))
+    if target.serial_capable():
+        report.append(choose_loops(model, database, input_shape=input_shape, target=target,
+                                   on_build=on_build))
     return report
 
 
@@ -698,14 +705,13 @@ def _spaced(ranked: list[tuple[float, int]], count: int,
     return chosen
 
 
-def _function_seconds_taking_turns(libraries: Sequence[Path], function: str,
-                                   input_shape: tuple[int, ...], target: CompileTarget,
-                                   rounds: int = 15,
-                                   seconds_per_turn: float = 0.03) -> list[float]:
-    """Median seconds ``function`` (a task name) takes per call of each library's model, its
-    calls timed inside the model run (a bytecode VM's instrument), the libraries taking
-    turns (each first in turn) so that all see the same machine state."""
-    names = {function, function + '_prepacked'}  # as SplitLayoutRewritePreproc renames it
+def _seconds_taking_turns(libraries: Sequence[Path], input_shape: tuple[int, ...],
+                          target: CompileTarget, function: str | None = None,
+                          rounds: int = 15, seconds_per_turn: float = 0.03) -> list[float]:
+    """Median seconds per call of each library's model, the libraries taking turns (each
+    first in turn) so that all see the same machine state. With ``function`` (a task name),
+    only that function's calls inside each model run count (a bytecode VM's instrument)."""
+    names = {function, f'{function}_prepacked'}  # as SplitLayoutRewritePreproc renames it
     device = tvm.cuda(0) if target.device == 'cuda' else tvm.cpu(0)
     spent = [0.0, 0.0]  # this call's seconds in the function so far; when its last call began
 
@@ -720,7 +726,8 @@ def _function_seconds_taking_turns(libraries: Sequence[Path], function: str,
         return 0  # VMInstrumentReturnKind.NO_OP: run the call as usual
 
     engines = [TvmEngine(library, device=target.device, input_shape=input_shape,
-                         threads=target.num_cores, instrument=instrument)
+                         threads=target.num_cores,
+                         instrument=None if function is None else instrument)
                for library in libraries]
     inputs = np.random.default_rng(0).uniform(0, 255, input_shape).astype(np.float32)
     start = time.perf_counter()
@@ -732,21 +739,98 @@ def _function_seconds_taking_turns(libraries: Sequence[Path], function: str,
             engines[index].run(inputs)  # the first call after another library's warms up
             for _ in range(calls):
                 spent[0] = 0.0
+                start = time.perf_counter()
                 engines[index].run(inputs)
-                times[index].append(spent[0])
+                times[index].append(time.perf_counter() - start if function is None
+                                    else spent[0])
     if not all(min(each) > 0 for each in times):
         raise RuntimeError(f'{function} was not called in the model (a bytecode build?)')
     return [float(np.median(each)) for each in times]
 
 
+def choose_loops(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
+                 target: CompileTarget, on_build: Callable[[], None] = lambda: None) -> str:
+    """Build the model with ``database``'s records as tuned (parallel outer loops) and with
+    those loops serial, time whole calls of both taking turns, and record in the database
+    which the model's builds use (see :func:`serial_loops`); returns a line for the report.
+    Whole calls, each library's back to back: timed kernel by kernel (the instrument adds a
+    Python call between kernels), the two did not differ the way whole calls did."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix='loops-') as scratch:
+        libraries = [Path(scratch) / f'{serial}.so' for serial in (False, True)]
+        for library, serial in zip(libraries, (False, True), strict=True):
+            compile_onnx(model, library, input_shape=input_shape, target=target,
+                         databases=[database], serial=serial)
+            on_build()
+        parallel_seconds, serial_seconds = _seconds_taking_turns(libraries, input_shape,
+                                                                 target, rounds=30)
+    serial = serial_seconds < parallel_seconds * 0.995  # beyond the timing noise
+    _write_build_options(database, serial_loops=serial)
+    return (f'loops: parallel {parallel_seconds * 1e3:.3f} ms, serial '
+            f'{serial_seconds * 1e3:.3f} ms a call: {"serial" if serial else "parallel"} kept')
+
+
+def serial_loops(mod: Any) -> Any:
+    """``mod`` with every parallel loop of its TIR functions made serial.
+
+    MetaSchedule's CPU schedules keep a parallel outer loop for a one-core target too, and
+    each of its iterations then allocates its scratch tiles (padded input, accumulator) from
+    TVM's workspace pool; in a serial loop they are allocated once per kernel and LLVM sees
+    the whole loop nest. Which runs faster depends on the schedules (whole calls: detector
+    half 1.029 -> 1.016 ms, classifier quarter 60 -> 54 us at batch 4, detector quarter
+    0.542 -> 0.574 ms), so each database records its choice (:func:`choose_loops`).
+    A TVMScript round trip: TIR has no Python mutator, and ``T.parallel(`` only ever starts
+    a parallel loop there.
+    """
+    mod = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
+    for global_var, function in list(mod.functions.items()):
+        if isinstance(function, tvm.tirx.PrimFunc):
+            text = function.script()
+            if 'T.parallel(' in text:
+                parsed = tvm.script.from_source(text.replace('T.parallel(', 'T.serial('))
+                mod[global_var] = (parsed[parsed.get_global_vars()[0]]
+                                   if isinstance(parsed, tvm.IRModule) else parsed)
+    return mod
+
+
+_BUILD_OPTIONS = 'build_options.json'
+
+
+def _write_build_options(database: Path, *, serial_loops: bool) -> None:
+    (database / _BUILD_OPTIONS).write_text(json.dumps({'serial_loops': serial_loops}) + '\n',
+                                           encoding='utf-8')
+
+
+def database_serial_loops(database: Path) -> bool:
+    """Whether builds with ``database`` first make their loops serial (see
+    :func:`choose_loops`); False where it has not been chosen."""
+    path = database / _BUILD_OPTIONS
+    if not path.is_file():
+        return False
+    try:
+        value = json.loads(path.read_text(encoding='utf-8')).get('serial_loops', False)
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f'Cannot read {path}: {err}') from None
+    if not isinstance(value, bool):
+        raise ModelLoadError(f'{path}: serial_loops must be true or false, not {value!r}')
+    return value
+
+
 def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[int, ...],
                  target: CompileTarget, databases: Sequence[Path] = (),
-                 exec_mode: str | None = None) -> None:
+                 exec_mode: str | None = None, serial: bool | None = None) -> None:
     """Import ``model`` at a static ``input_shape``, compile for ``target`` with the tuning
     ``databases`` (see :func:`tuned_module`), export. ``exec_mode``: the Relax VM's, by
-    default the one this target's lanes run."""
+    default the one this target's lanes run. ``serial``: make the loops serial (see
+    :func:`serial_loops`); by default as the first database records, for one-core CPUs."""
     tvm_target = tvm.target.Target(target.spec())
     mod = tuned_module(model, input_shape, tvm_target, databases)
+    if serial is None:
+        serial = bool(databases) and target.serial_capable() and database_serial_loops(
+            databases[0])
+    if serial:
+        mod = serial_loops(mod)
     if target.device == 'cuda':
         from tvm.s_tir import dlight
 
@@ -854,10 +938,11 @@ class ModelStore:
         """Cache path keyed by model hash, target, TVM version, batch, tuning records and,
         for a sub-model, its cut tensors."""
         entry = self.manifest.variant(model, variant)
-        tuned = ','.join(
-            file_sha256(database / 'database_tuning_record.json')
-            for database in self.applied_databases(model, variant, batch=batch, target=target)
-        ) or 'untuned'
+        databases = self.applied_databases(model, variant, batch=batch, target=target)
+        tuned = ','.join(file_sha256(database / 'database_tuning_record.json')
+                         for database in databases) or 'untuned'
+        if databases and target.serial_capable() and database_serial_loops(databases[0]):
+            tuned += '|serial'
         key = hashlib.sha256(
             f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{LOWERING}|{CPU_VM_EXEC}'
             f'|{batch}|{tuned}|{part}'

@@ -15,18 +15,23 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.analysis import estimate_tir_flops
 
+from edge_perception.runtime.manifest import Manifest, ModelLoadError
 from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
-    _function_seconds_taking_turns,
     _lowered,
+    _seconds_taking_turns,
     _spaced,
     _task_headroom,
     _task_seconds,
     _TuningRecords,
+    choose_loops,
     compile_onnx,
+    database_serial_loops,
     fast_sigmoid,
     rank_in_model,
+    serial_loops,
+    tuned_module,
 )
 
 
@@ -170,7 +175,8 @@ def test_ranking_in_the_model_drops_a_record_the_tuner_timed_too_fast(
     assert [line for line in lines if line in kept] == kept  # order kept, nothing rewritten
     dropped = [json.loads(line) for line in lines if line not in kept]
     assert [record[0] for record in dropped].count(workload) == 1
-    [line] = report  # the heaviest function alone had that share
+    [line, loops] = report  # the heaviest function alone had that share; then loops
+    assert loops.startswith('loops: ')
     assert line.startswith(f'{name}: ')
     assert line.count('(kept)') == 1
 
@@ -181,7 +187,7 @@ def test_ranking_after_a_run_also_times_the_record_the_run_started_from(
     so the two candidates are new ones): the old best is ranked too, and kept."""
     lines, fastest, _, _, count, share = _slow_records_timed_fast(repo_root, tmp_path,
                                                                   [0.9, 0.8, 0.7])
-    [line] = _rank_quarter(repo_root, tmp_path, candidates=2, min_share=share,
+    [line, _] = _rank_quarter(repo_root, tmp_path, candidates=2, min_share=share,
                            tuned_from=count)
 
     kept = (tmp_path / 'database_tuning_record.json').read_text().splitlines()
@@ -208,14 +214,64 @@ def test_timing_a_function_inside_the_model_refuses_one_never_seen_called(
     compile_onnx(store.verified_onnx('sign_classifier', 'quarter'), library, input_shape=shape,
                  target=CompileTarget('cpu'), exec_mode=exec_mode)
     heaviest = 'fused_conv2d1_add1_relu11'  # called once per inference
+    cpu = CompileTarget('cpu')
     if exec_mode == 'bytecode':
-        [seconds] = _function_seconds_taking_turns([library], heaviest, shape,
-                                                   CompileTarget('cpu'), rounds=1)
+        [seconds] = _seconds_taking_turns([library], shape, cpu, function=heaviest, rounds=1)
         assert seconds > 0
     with pytest.raises(RuntimeError, match='fused_conv2d1_add1_relu11x was not called'):
-        _function_seconds_taking_turns([library], heaviest + 'x', shape, CompileTarget('cpu'),
-                                       rounds=1)
+        _seconds_taking_turns([library], shape, cpu, function=heaviest + 'x', rounds=1)
     if exec_mode == 'compiled':
         with pytest.raises(RuntimeError, match=f'{heaviest} was not called'):
-            _function_seconds_taking_turns([library], heaviest, shape, CompileTarget('cpu'),
-                                           rounds=1)
+            _seconds_taking_turns([library], shape, cpu, function=heaviest, rounds=1)
+
+
+def _parallel_loops(mod: tvm.IRModule) -> int:
+    return sum(function.script().count('T.parallel(') for function in mod.functions.values()
+               if isinstance(function, tvm.tirx.PrimFunc))
+
+
+def test_serial_loops_leave_no_parallel_loop_and_the_same_outputs(repo_root: Path,
+                                                                  tmp_path: Path) -> None:
+    store = ModelStore.of(repo_root / 'model_zoo')
+    cpu = CompileTarget('cpu')
+    shape = store.input_shape('sign_classifier', 1)
+    databases = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)
+    tuned = tuned_module(store.static_onnx('sign_classifier', 'quarter', 1), shape,
+                         tvm.target.Target(cpu.spec()), databases)
+    assert _parallel_loops(tuned) > 0
+    assert _parallel_loops(serial_loops(tuned)) == 0
+    assert set(serial_loops(tuned).functions) == set(tuned.functions)
+    inputs = np.random.default_rng(3).uniform(0, 255, shape).astype(np.float32)
+    outputs = []
+    for serial in (False, True):
+        library = tmp_path / f'{serial}.so'
+        compile_onnx(store.verified_onnx('sign_classifier', 'quarter'), library,
+                     input_shape=shape, target=cpu, databases=databases, serial=serial)
+        vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
+        outputs.append(vm['main'](tvm.runtime.tensor(inputs)).numpy())
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-7)
+
+
+def test_a_database_records_its_loop_choice_and_builds_follow_it(repo_root: Path,
+                                                                 tmp_path: Path) -> None:
+    """Ranking ends by timing the model with parallel and with serial loops and records the
+    faster in the database; builds then differ (another library) and a bad record is refused."""
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo)
+    store = ModelStore(Manifest.load(zoo), cache_dir=tmp_path / 'cache')
+    cpu = CompileTarget('cpu')
+    database = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
+    (database / 'build_options.json').unlink(missing_ok=True)
+    parallel_library = store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
+    line = choose_loops(store.verified_onnx('sign_classifier', 'quarter'), database,
+                        input_shape=store.input_shape('sign_classifier', 1), target=cpu)
+    assert line.startswith('loops: parallel ')
+    chosen = database_serial_loops(database)
+    assert line.endswith(f'{"serial" if chosen else "parallel"} kept')
+    for serial in (True, False):
+        (database / 'build_options.json').write_text(json.dumps({'serial_loops': serial}))
+        library = store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
+        assert (library == parallel_library) is not serial
+    (database / 'build_options.json').write_text('{"serial_loops": "yes"}')
+    with pytest.raises(ModelLoadError, match="serial_loops must be true or false, not 'yes'"):
+        store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
