@@ -182,7 +182,8 @@ def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
     """The model zoo with every committed database moved to a CPU that is not this one."""
     tuning = zoo_copy / 'tuning'
     for index, committed in enumerate(sorted(tuning.glob('llvm-*'))):
-        committed.rename(tuning / CompileTarget('cpu').tag(cpu=f'elsewhere{index}'))
+        _, _, cores_and_lowering = committed.name.split('-', 2)  # llvm-<cpu>-c<n>-<lowering>
+        committed.rename(tuning / f'llvm-elsewhere{index}-{cores_and_lowering}')
     return zoo_copy
 
 
@@ -214,12 +215,12 @@ def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
     two_threads = CompileTarget('cpu', 2)
     with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
         for _ in range(2):
-            assert store.applied_databases('detector', 'full', batch=1,
+            assert store.applied_databases('detector', 'half', batch=1,
                                            target=two_threads) == []
-        store.applied_databases('detector', 'full', batch=1, target=CompileTarget('cpu'))
+        store.applied_databases('detector', 'half', batch=1, target=CompileTarget('cpu'))
     [warning] = [r.getMessage() for r in caplog.records]
-    assert warning.startswith('detector/full batch 1: no tuning records for llvm-')
-    assert ('`edge-perception tune --models detector --variants full --batch 1 --threads 2`'
+    assert warning.startswith('detector/half batch 1: no tuning records for llvm-')
+    assert ('`edge-perception tune --models detector --variants half --batch 1 --threads 2`'
             in warning)
 
 
