@@ -323,8 +323,9 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                             'them, e.g. fused_conv2d1_add1_relu11)')
     parser.add_argument('--rank', type=int, default=None, metavar='K',
                         help="then build the whole model with each heavy function's K best "
-                             'records and keep the one whose calls run fastest inside it '
-                             '(--trials 0: only this)')
+                             'records and keep the one whose calls run fastest inside it; on a '
+                             'one-core CPU also choose serial or parallel loops (--trials 0: '
+                             'only this)')
     parser.add_argument('--since', type=int, default=None, metavar='N',
                         help="with --trials 0 --rank: the database's first N records are from "
                              "before the run being ranked; each function's best of those is "
