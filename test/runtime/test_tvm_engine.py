@@ -215,12 +215,12 @@ def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
     two_threads = CompileTarget('cpu', 2)
     with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
         for _ in range(2):
-            assert store.applied_databases('detector', 'half', batch=1,
+            assert store.applied_databases('detector', 'half', batch=4,
                                            target=two_threads) == []
         store.applied_databases('detector', 'half', batch=1, target=CompileTarget('cpu'))
     [warning] = [r.getMessage() for r in caplog.records]
-    assert warning.startswith('detector/half batch 1: no tuning records for llvm-')
-    assert ('`edge-perception tune --models detector --variants half --batch 1 --threads 2`'
+    assert warning.startswith('detector/half batch 4: no tuning records for llvm-')
+    assert ('`edge-perception tune --models detector --variants half --batch 4 --threads 2`'
             in warning)
 
 
