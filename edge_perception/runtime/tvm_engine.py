@@ -802,6 +802,11 @@ def _write_build_options(database: Path, *, serial_loops: bool) -> None:
                                            encoding='utf-8')
 
 
+def builds_serial(databases: Sequence[Path], target: CompileTarget) -> bool:
+    """Whether a build with ``databases`` for ``target`` makes its loops serial."""
+    return bool(databases) and target.serial_capable() and database_serial_loops(databases[0])
+
+
 def database_serial_loops(database: Path) -> bool:
     """Whether builds with ``database`` first make their loops serial (see
     :func:`choose_loops`); False where it has not been chosen."""
@@ -827,8 +832,7 @@ def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[in
     tvm_target = tvm.target.Target(target.spec())
     mod = tuned_module(model, input_shape, tvm_target, databases)
     if serial is None:
-        serial = bool(databases) and target.serial_capable() and database_serial_loops(
-            databases[0])
+        serial = builds_serial(databases, target)
     if serial:
         mod = serial_loops(mod)
     if target.device == 'cuda':
@@ -941,7 +945,7 @@ class ModelStore:
         databases = self.applied_databases(model, variant, batch=batch, target=target)
         tuned = ','.join(file_sha256(database / 'database_tuning_record.json')
                          for database in databases) or 'untuned'
-        if databases and target.serial_capable() and database_serial_loops(databases[0]):
+        if builds_serial(databases, target):
             tuned += '|serial'
         key = hashlib.sha256(
             f'{entry.sha256}|{target.cache_key()}|{tvm.__version__}|{LOWERING}|{CPU_VM_EXEC}'
