@@ -282,6 +282,20 @@ def _tune(args: argparse.Namespace) -> int:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             database = store.tuning_database(model, variant, batch=batch, target=target)
+            source = store.other_cpu_database(model, variant, batch=batch, target=target)
+            if args.seed and source is not None and not tuning_records(database):
+                with tqdm(desc=f'{model}/{variant} b{batch}: timing {source.parent.name} '
+                               'records here', unit='record', leave=False) as measured:
+
+                    def timed(done: int, total: int) -> None:
+                        measured.total = total
+                        measured.update(done - measured.n)
+
+                    records = store.seed(model, variant, batch=batch, target=target,
+                                         source=source, per_function=args.seed,
+                                         on_measured=timed)
+                tqdm.write(f'{model}/{variant} batch {batch}: {records} records from '
+                           f'{source.parent.name}, timed here, start {database}')
             tuned_from = tuning_records(database) if args.trials else args.since
             if args.trials:
                 try:
@@ -326,6 +340,10 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                              'records and keep the one whose calls run fastest inside it; on a '
                              'one-core CPU also choose serial or parallel loops (--trials 0: '
                              'only this)')
+    parser.add_argument('--seed', type=int, default=16, metavar='K',
+                        help='a CPU without a database starts from the fullest one of another '
+                             "CPU of the same kind: each function's K best records there, "
+                             'timed here (0: start empty)')
     parser.add_argument('--since', type=int, default=None, metavar='N',
                         help="with --trials 0 --rank: the database's first N records are from "
                              "before the run being ranked; each function's best of those is "

@@ -404,11 +404,6 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
     # budget, or the last tasks would get no trial at all and stay untuned.
     share = max(1, trials // max(tasks, 1))
     per_iter = max(4, min(16, share))
-    # The builder starts a fresh pool of worker processes for every batch, each importing
-    # TVM: with one worker per core on a 16-core GPU host, the start alone outran the default
-    # 30 s timeout and every CUDA candidate "failed to build". One worker per candidate.
-    builder = ms.builder.LocalBuilder(max_workers=min(per_iter, os.cpu_count() or 1),
-                                      timeout_sec=120.0)
     with tvm_target:
         ms.relax_integration.tune_relax(
             mod, params={}, target=tvm_target, work_dir=str(database),
@@ -416,15 +411,92 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
             # Seeded by the records so far: reproducible, yet a rerun does not replay the
             # previous run's random choices.
             num_trials_per_iter=per_iter, seed=tuning_records(database), op_names=chosen,
-            builder=builder,
+            builder=_builder(per_iter),
             # On CPUs, also schedules with each convolution's epilogue inside its tiles.
             space=cpu_design_space(target.num_cores) if target.device == 'cpu'
             else 'post-order-apply',
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
-            runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
-                number=5, repeat=3, min_repeat_ms=20, enable_cpu_cache_flush=False),
-                initializer=functools.partial(_measure_on_threads, target.num_cores)),
+            runner=_runner(target),
         )
+    return tuning_records(database)
+
+
+def _builder(candidates: int) -> Any:
+    """MetaSchedule's builder for batches of ``candidates``."""
+    from tvm.s_tir import meta_schedule as ms
+
+    # The builder starts a fresh pool of worker processes for every batch, each importing
+    # TVM: with one worker per core on a 16-core GPU host, the start alone outran the default
+    # 30 s timeout and every CUDA candidate "failed to build". One worker per candidate.
+    return ms.builder.LocalBuilder(max_workers=min(candidates, os.cpu_count() or 1),
+                                   timeout_sec=120.0)
+
+
+def _runner(target: CompileTarget) -> Any:
+    """MetaSchedule's runner, timing candidates on the target's thread count."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.runner.LocalRunner(
+        evaluator_config=ms.runner.EvaluatorConfig(number=5, repeat=3, min_repeat_ms=20,
+                                                   enable_cpu_cache_flush=False),
+        initializer=functools.partial(_measure_on_threads, target.num_cores))
+
+
+def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
+                  input_shape: tuple[int, ...], target: CompileTarget, per_function: int,
+                  on_measured: Callable[[int, int], None]) -> int:
+    """Start ``database`` from ``source``, tuned on another CPU of the same kind: each
+    function's ``per_function`` best records there (at least 1 % apart, see :func:`_spaced`),
+    timed again here, go in with this CPU's times. Returns the records it then holds.
+
+    A schedule replays on any CPU of the architecture, but the best one differs between
+    CPUs, and the tuner's search starts from the best records it holds: on a znver5 the
+    detector full ran 1.03x onnxruntime with the rocketlake records as tuned there.
+    ``on_measured(done, total)``: after each batch of records was timed (progress bars).
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    tvm_target = tvm.target.Target(target.spec())
+    tasks = ms.relax_integration.extract_tasks(_lowered(model, input_shape, tvm_target),
+                                               tvm_target)
+    theirs = _TuningRecords(source)
+    database.mkdir(parents=True, exist_ok=True)
+    ours = ms.database.JSONDatabase(work_dir=str(database))
+    chosen = []  # (our workload, their record, the scheduled function)
+    for task in tasks:
+        function = task.dispatched[0]
+        index = theirs.workload_index(function)
+        if index is None:
+            continue
+        workload = ours.commit_workload(function)
+        for _, line in _spaced(theirs.best(index, len(theirs.lines)), per_function):
+            record = ms.database.TuningRecord.from_json(json.loads(theirs.lines[line])[1],
+                                                        workload)
+            schedule = tvm.s_tir.Schedule(function)
+            record.trace.apply_to_schedule(schedule, remove_postproc=False)
+            chosen.append((workload, record, schedule.mod))
+    failed = 0
+    batch = 16  # one pool of build workers a batch: its start costs seconds
+    for first in range(0, len(chosen), batch):
+        part = chosen[first:first + batch]
+        built = _builder(len(part)).build(
+            [ms.builder.BuilderInput(module, tvm_target) for _, _, module in part])
+        runs = iter(_runner(target).run([
+            ms.runner.RunnerInput(result.artifact_path, device_type=target.device,
+                                  args_info=record.args_info)
+            for result, (_, record, _) in zip(built, part, strict=True)
+            if not result.error_msg]))
+        for result, (workload, record, _) in zip(built, part, strict=True):
+            run = None if result.error_msg else next(runs).result()
+            if run is None or run.error_msg:
+                failed += 1
+                continue
+            ours.commit_tuning_record(ms.database.TuningRecord(
+                record.trace, workload, run.run_secs, tvm_target, record.args_info))
+        on_measured(first + len(part), len(chosen))
+    if failed:
+        _log.warning('seeding %s: %d records from %s failed to build or run here',
+                     database.name, failed, source.parent.name)
     return tuning_records(database)
 
 
@@ -916,12 +988,8 @@ class ModelStore:
         if not self.use_tuning:
             return []
         own = self.tuning_database(model, variant, batch=batch, target=target)
-        pattern = f'{target.tag(cpu="*")}/{own.name}'
-        records = {db: tuning_records(db)  # this target's own folder is among them if it exists
-                   for db in (self.manifest.root / TUNING_DIR).glob(pattern)}
-        others = [db for db in records if db != own and records[db] > 0]
-        borrowed = max(others, key=lambda db: records[db], default=None)
-        has_own = records.get(own, 0) > 0
+        borrowed = self.other_cpu_database(model, variant, batch=batch, target=target)
+        has_own = tuning_records(own) > 0
         key = (model, variant, batch, target)
         if key not in self._warned and (borrowed is not None or not has_own):
             self._warned.add(key)
@@ -936,6 +1004,17 @@ class ModelStore:
                              '--batch %d --threads %d` tunes it)', model, variant, batch,
                              target.tag(), model, variant, batch, target.num_cores)
         return [*([own] if has_own else []), *([borrowed] if borrowed is not None else [])]
+
+    def other_cpu_database(self, model: str, variant: str, *, batch: int,
+                           target: CompileTarget) -> Path | None:
+        """The fullest database of this model file and batch tuned on another CPU (or GPU)
+        of the same kind, cores and layout as ``target``; None where there is none."""
+        own = self.tuning_database(model, variant, batch=batch, target=target)
+        pattern = f'{target.tag(cpu="*")}/{own.name}'
+        records = {db: tuning_records(db) for db in (self.manifest.root / TUNING_DIR).glob(pattern)
+                   if db != own}
+        return max((db for db in records if records[db] > 0), key=records.__getitem__,
+                   default=None)
 
     def library_path(self, model: str, variant: str, *, batch: int,
                      target: CompileTarget, part: Part | None = None) -> Path:
@@ -1010,6 +1089,16 @@ class ModelStore:
                          self.tuning_database(model, variant, batch=batch, target=target),
                          input_shape=self.input_shape(model, batch), target=target,
                          trials=trials, on_trials=on_trials, focus=focus, functions=functions)
+
+    def seed(self, model: str, variant: str, *, batch: int, target: CompileTarget,
+             source: Path, per_function: int,
+             on_measured: Callable[[int, int], None]) -> int:
+        """Start this target's database from ``source`` (see :func:`seed_database`)."""
+        return seed_database(self.verified_onnx(model, variant),
+                             self.tuning_database(model, variant, batch=batch, target=target),
+                             source, input_shape=self.input_shape(model, batch),
+                             target=target, per_function=per_function,
+                             on_measured=on_measured)
 
     def rank_in_model(self, model: str, variant: str, *, batch: int, target: CompileTarget,
                       candidates: int, on_build: Callable[[], None],

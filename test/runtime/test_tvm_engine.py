@@ -259,6 +259,51 @@ def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
                                atol=ATOL, rtol=RTOL)
 
 
+def test_a_new_cpu_starts_from_another_cpus_best_records_timed_here(
+        zoo_tuned_elsewhere: Path, tmp_path: Path) -> None:
+    target = CompileTarget('cpu')
+    store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache')
+    source = store.other_cpu_database('sign_classifier', 'quarter', batch=1, target=target)
+    assert source is not None
+    own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
+    progress: list[tuple[int, int]] = []
+    records = store.seed('sign_classifier', 'quarter', batch=1, target=target, source=source,
+                         per_function=2, on_measured=lambda *done: progress.append(done))
+
+    def by_trace(database: Path) -> dict[str, list[tuple[int, list[float]]]]:
+        """Each record's trace -> [(workload's position in its file, measured seconds)]."""
+        workloads = (database / 'database_workload.json').read_text().splitlines()
+        found: dict[str, list[tuple[int, list[float]]]] = {}
+        for line in (database / 'database_tuning_record.json').read_text().splitlines():
+            index, (trace, seconds, *_) = json.loads(line)
+            found.setdefault(json.dumps(trace), []).append(
+                (json.loads(workloads[index])[0], seconds))  # the workload's hash
+        return found
+
+    theirs, ours = by_trace(source), by_trace(own)
+    assert progress[-1] == (records, records) == (sum(map(len, ours.values())), records)
+    assert set(ours) <= set(theirs)  # their schedules ...
+    for trace, timed in ours.items():
+        for workload, seconds in timed:
+            assert (workload, seconds) not in theirs[trace]  # ... timed here, not copied
+            assert workload in {their_workload for their_workload, _ in theirs[trace]}
+    workloads = [workload for timed in ours.values() for workload, _ in timed]
+    per_function = [workloads.count(workload) for workload in set(workloads)]
+    assert len(per_function) >= 4  # every function the other CPU tuned ...
+    assert set(per_function) <= {1, 2}  # ... with its best two (fewer: none 1 % apart)
+    assert 2 in per_function
+    # Builds now take this CPU's records first; outputs stay those of onnxruntime.
+    assert store.applied_databases('sign_classifier', 'quarter', batch=1,
+                                   target=target)[0] == own
+    engine = store.engine('sign_classifier', 'quarter')
+    inputs = realistic_input(engine.input_shape, seed=4)
+    reference = onnxruntime.InferenceSession(
+        str(zoo_tuned_elsewhere / 'sign_classifier' / 'quarter.onnx'),
+        providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
+                               atol=ATOL, rtol=RTOL)
+
+
 def test_tampered_onnx_is_refused(zoo_copy: Path, tmp_path: Path) -> None:
     onnx = zoo_copy / 'detector' / 'quarter.onnx'
     onnx.write_bytes(onnx.read_bytes()[:-1] + b'\x00')
