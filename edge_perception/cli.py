@@ -273,6 +273,10 @@ def _tune(args: argparse.Namespace) -> int:
         print('edge-perception tune: --since N (N >= 0) goes with --trials 0 --rank K: a run '
               'that tunes knows where its records start', file=sys.stderr)
         return 2
+    if args.seed < 0:
+        print('edge-perception tune: --seed K needs K >= 0 (0: a new CPU starts empty)',
+              file=sys.stderr)
+        return 2
     store = _model_store(args.zoo)
     target = CompileTarget(device=args.device, num_cores=args.threads)
     jobs = [(model, variant, batch) for model in args.models for variant in args.variants

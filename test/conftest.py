@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,23 @@ def tvm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = Path(os.environ.setdefault(
         'EDGE_PERCEPTION_CACHE', str(tmp_path_factory.mktemp('tvm-cache'))))
     return cache
+
+
+@pytest.fixture
+def zoo_copy(repo_root: Path, tmp_path: Path) -> Path:
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo)
+    return zoo
+
+
+@pytest.fixture
+def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
+    """The model zoo with every committed database moved to a CPU that is not this one."""
+    tuning = zoo_copy / 'tuning'
+    for index, committed in enumerate(sorted(tuning.glob('llvm-*'))):
+        _, _, cores_and_lowering = committed.name.split('-', 2)  # llvm-<cpu>-c<n>-<lowering>
+        committed.rename(tuning / f'llvm-elsewhere{index}-{cores_and_lowering}')
+    return zoo_copy
 
 
 def committed_config() -> dict[str, Any]:

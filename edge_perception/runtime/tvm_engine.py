@@ -359,6 +359,16 @@ def tuning_records(database: Path) -> int:
     return sum(1 for line in records.read_text(encoding='utf-8').splitlines() if line.strip())
 
 
+def tuned_workloads(database: Path) -> set[str]:
+    """The structural hashes of the functions ``database`` has records for."""
+    hashes = [json.loads(line)[0] for line in (database / 'database_workload.json')
+              .read_text(encoding='utf-8').splitlines() if line.strip()]
+    # A record line starts '[<workload index>,': the rest (its trace) need not be parsed.
+    return {hashes[int(line[1:line.index(',')])] for line in
+            (database / 'database_tuning_record.json').read_text(encoding='utf-8').splitlines()
+            if line.strip()}
+
+
 def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
               target: CompileTarget, trials: int, on_trials: Callable[[int], None],
               focus: int | None = None, functions: Sequence[str] = ()) -> int:
@@ -977,9 +987,9 @@ class ModelStore:
     def applied_databases(self, model: str, variant: str, *, batch: int,
                           target: CompileTarget) -> list[Path]:
         """The databases builds apply, in order: this target's, then the fullest one tuned on
-        another CPU (or GPU) of the same kind, cores and layout for the functions this
-        target's lacks (a focused tuning run covers only the heaviest); [] = untuned, and
-        always [] when use_tuning is off.
+        another CPU (or GPU) of the same kind, cores and layout where this target's lacks
+        records for a function that one has (a focused tuning run covers only the heaviest);
+        [] = untuned, and always [] when use_tuning is off.
 
         A record is a schedule (tiling, loop order, vectorised loops) for one TIR function;
         it replays on any CPU of the architecture. Measured: the detector tuned on znver5 runs
@@ -990,6 +1000,8 @@ class ModelStore:
         own = self.tuning_database(model, variant, batch=batch, target=target)
         borrowed = self.other_cpu_database(model, variant, batch=batch, target=target)
         has_own = tuning_records(own) > 0
+        if has_own and borrowed is not None and tuned_workloads(own) >= tuned_workloads(borrowed):
+            borrowed = None  # nothing to fill in
         key = (model, variant, batch, target)
         if key not in self._warned and (borrowed is not None or not has_own):
             self._warned.add(key)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_perception import cli
+from edge_perception.runtime.tvm_engine import CompileTarget, tuning_records
 
 
 def test_tune_names_the_missing_extra_instead_of_crashing_in_a_worker(
@@ -44,3 +45,29 @@ def test_tune_refuses_since_outside_a_ranking_only_run(
     monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
     assert cli.main(['tune', '--models', 'sign_classifier', *options]) == 2
     assert '--since N (N >= 0) goes with --trials 0 --rank K' in capsys.readouterr().err
+
+
+def test_tune_refuses_a_negative_seed(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    assert cli.main(['tune', '--models', 'sign_classifier', '--trials', '0', '--seed', '-1']) == 2
+    assert '--seed K needs K >= 0' in capsys.readouterr().err
+
+
+def test_tune_on_a_new_cpu_first_times_another_cpus_records_here(
+        zoo_tuned_elsewhere: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())  # no trials: the cost model is not needed
+    command = ['tune', '--zoo', str(zoo_tuned_elsewhere), '--models', 'sign_classifier',
+               '--variants', 'quarter', '--trials', '0', '--seed', '1']
+    assert cli.main(command) == 0
+    said = capsys.readouterr().out
+    assert 'sign_classifier/quarter batch 1: ' in said
+    assert ' records from llvm-elsewhere' in said
+    [own] = (zoo_tuned_elsewhere / 'tuning' / CompileTarget('cpu').tag()).glob(
+        'sign_classifier-quarter-b1-*')
+    records = tuning_records(own)
+    assert records >= 4  # one for each function the other CPU tuned
+    assert cli.main(command) == 0  # this CPU has its own now: nothing to start from
+    assert 'timed here' not in capsys.readouterr().out
+    assert tuning_records(own) == records
