@@ -205,6 +205,15 @@ def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
             in warning)
 
 
+def _assert_classifier_matches_onnxruntime(store: ModelStore, variant: str, seed: int) -> None:
+    engine = store.engine('sign_classifier', variant)
+    inputs = realistic_input(engine.input_shape, seed=seed)
+    reference = onnxruntime.InferenceSession(str(store.manifest.path('sign_classifier', variant)),
+                                             providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
+                               atol=ATOL, rtol=RTOL)
+
+
 def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
         zoo_tuned_elsewhere: Path, tmp_path: Path) -> None:
     """A focused tuning run on a new CPU covers a few functions (here: one); the others keep
@@ -231,13 +240,7 @@ def test_a_partial_database_of_this_cpu_is_completed_by_a_borrowed_one(
                    and 'tirx.is_scheduled' in func.attrs for func in module.functions.values())
 
     assert 1 <= scheduled([own]) < scheduled(layered) == scheduled([borrowed])
-    engine = store.engine('sign_classifier', 'half')
-    inputs = realistic_input(engine.input_shape, seed=3)
-    reference = onnxruntime.InferenceSession(
-        str(zoo_tuned_elsewhere / 'sign_classifier' / 'half.onnx'),
-        providers=['CPUExecutionProvider'])
-    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
-                               atol=ATOL, rtol=RTOL)
+    _assert_classifier_matches_onnxruntime(store, 'half', seed=3)
 
 
 def test_a_new_cpu_starts_from_another_cpus_best_records_timed_here(
@@ -276,13 +279,7 @@ def test_a_new_cpu_starts_from_another_cpus_best_records_timed_here(
     # Builds now take this CPU's records first; outputs stay those of onnxruntime.
     assert store.applied_databases('sign_classifier', 'quarter', batch=1,
                                    target=target)[0] == own
-    engine = store.engine('sign_classifier', 'quarter')
-    inputs = realistic_input(engine.input_shape, seed=4)
-    reference = onnxruntime.InferenceSession(
-        str(zoo_tuned_elsewhere / 'sign_classifier' / 'quarter.onnx'),
-        providers=['CPUExecutionProvider'])
-    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
-                               atol=ATOL, rtol=RTOL)
+    _assert_classifier_matches_onnxruntime(store, 'quarter', seed=4)
 
 
 def test_tampered_onnx_is_refused(zoo_copy: Path, tmp_path: Path) -> None:
