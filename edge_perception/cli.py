@@ -286,8 +286,10 @@ def _tune(args: argparse.Namespace) -> int:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             database = store.tuning_database(model, variant, batch=batch, target=target)
-            source = store.other_cpu_database(model, variant, batch=batch, target=target)
-            if args.seed and source is not None and not tuning_records(database):
+            # Only a database with no records starts from another CPU's (reading those costs).
+            source = (store.other_cpu_database(model, variant, batch=batch, target=target)
+                      if args.seed and not tuning_records(database) else None)
+            if source is not None:
                 with tqdm(desc=f'{model}/{variant} b{batch}: timing {source.parent.name} '
                                'records here', unit='record', leave=False) as measured:
 
