@@ -286,9 +286,12 @@ def _tune(args: argparse.Namespace) -> int:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             database = store.tuning_database(model, variant, batch=batch, target=target)
-            # Only a database with no records starts from another CPU's (reading those costs).
-            source = (store.other_cpu_database(model, variant, batch=batch, target=target)
-                      if args.seed and not tuning_records(database) else None)
+            held = tuning_records(database)
+            # An empty database starts from another CPU's; one with records seeds only the
+            # functions it lacks from its own (a convolution with its input's preparation).
+            source = None if not args.seed else (
+                database if held else
+                store.other_cpu_database(model, variant, batch=batch, target=target))
             if source is not None:
                 with tqdm(desc=f'{model}/{variant} b{batch}: timing {source.parent.name} '
                                'records here', unit='record', leave=False) as measured:
@@ -300,8 +303,10 @@ def _tune(args: argparse.Namespace) -> int:
                     records = store.seed(model, variant, batch=batch, target=target,
                                          source=source, per_function=args.seed,
                                          on_measured=timed)
-                tqdm.write(f'{model}/{variant} batch {batch}: {records} records from '
-                           f'{source.parent.name}, timed here, start {database}')
+                if records > held:
+                    tqdm.write(f'{model}/{variant} batch {batch}: {records - held} records '
+                               f'from {source.parent.name}/{source.name}, timed here, '
+                               f'in {database}')
             tuned_from = tuning_records(database) if args.trials else args.since
             if args.trials:
                 try:
@@ -349,7 +354,9 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--seed', type=int, default=16, metavar='K',
                         help='a CPU without a database starts from the fullest one of another '
                              "CPU of the same kind: each function's K best records there, "
-                             'timed here (0: start empty)')
+                             'timed here; a database with records gives a convolution with its '
+                             "input's preparation fused in K of the convolution's own (0: "
+                             'neither)')
     parser.add_argument('--since', type=int, default=None, metavar='N',
                         help="with --trials 0 --rank: the database's first N records are from "
                              "before the run being ranked; each function's best of those is "

@@ -80,6 +80,7 @@ def test_the_cpu_space_adds_the_design_to_the_default_ones_for_convolutions_only
                                  num_threads=1)
         return len(context.generate_design_space())
 
-    for name in ('fused_conv2d_add_relu1', 'max_pool2d11', 'fused_matmul_add41'):
+    for name in ('fused_multiply_subtract_transpose_conv2d_add_relu1', 'fused_conv2d1_add1_relu11',
+                 'max_pool2d11', 'fused_matmul_add41'):
         default = designs(name, 'post-order-apply')
         assert designs(name, cpu_design_space(1)) == default + ('conv2d' in name), name

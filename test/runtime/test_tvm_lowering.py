@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 import pytest
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.analysis import estimate_tir_flops
@@ -19,6 +21,7 @@ from edge_perception.runtime.manifest import Manifest, ModelLoadError
 from edge_perception.runtime.tvm_engine import (
     CompileTarget,
     ModelStore,
+    TvmEngine,
     _lowered,
     _seconds_taking_turns,
     _spaced,
@@ -30,6 +33,7 @@ from edge_perception.runtime.tvm_engine import (
     database_serial_loops,
     fast_sigmoid,
     rank_in_model,
+    seed_database,
     serial_loops,
     tuned_module,
 )
@@ -132,8 +136,9 @@ def _slow_records_timed_fast(repo_root: Path, tmp_path: Path, factors: Sequence[
                                       target=CompileTarget('cpu'))
     records = [json.loads(line) for line in
                (committed / 'database_tuning_record.json').read_text().splitlines()]
-    _, tasks, committed_costs = _costs_with_records_of(1000, repo_root, tmp_path)
-    heaviest = tasks[max(committed_costs, key=committed_costs.__getitem__)]
+    database, tasks, committed_costs = _costs_with_records_of(1000, repo_root, tmp_path)
+    tuned = [name for name, task in tasks.items() if _has_records(database, task)]
+    heaviest = tasks[max(tuned, key=committed_costs.__getitem__)]
     workload = _TuningRecords(tmp_path).workload_index(heaviest.dispatched[0])
     timed = [(sum(record[1][1]) / len(record[1][1]), number)
              for number, record in enumerate(records)
@@ -275,3 +280,58 @@ def test_a_database_records_its_loop_choice_and_builds_follow_it(repo_root: Path
     (database / 'build_options.json').write_text('{"serial_loops": "yes"}')
     with pytest.raises(ModelLoadError, match="serial_loops must be true or false, not 'yes'"):
         store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
+
+
+def _tir_functions(store: ModelStore, database: Path) -> set[str]:
+    """Names of the TIR functions of a sign_classifier quarter build applying ``database``."""
+    mod = tuned_module(store.static_onnx('sign_classifier', 'quarter', 1),
+                       store.input_shape('sign_classifier', 1),
+                       tvm.target.Target(CompileTarget('cpu').spec()), [database])
+    return {global_var.name_hint for global_var, function in mod.functions_items()
+            if isinstance(function, tvm.tirx.PrimFunc)}
+
+
+def test_the_input_preparation_fused_into_the_first_convolution_starts_from_its_records(
+        zoo_copy: Path, tmp_path: Path) -> None:
+    """A database tuned before the preparation was fused in builds as before; seeded from its
+    own records of the first convolution, the fused function is built, and correct."""
+    cpu = CompileTarget('cpu')
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    database = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)[0]
+    target = tvm.target.Target(cpu.spec())
+    model, shape = store.static_onnx('sign_classifier', 'quarter', 1), (1, 3, 32, 32)
+    fused = [task.dispatched[0] for task in ms.relax_integration.extract_tasks(
+        _lowered(model, shape, target), target) if 'transpose_conv2d' in task.task_name]
+    assert len(fused) == 1  # scaling and transposition joined the first convolution
+    # The database as it was before the fusion: no records of the fused function.
+    fused_hash = str(tvm_ffi.structural_hash(fused[0]))
+    workloads = (database / 'database_workload.json').read_text().splitlines()
+    lines = [line for line in (database / 'database_tuning_record.json').read_text()
+             .splitlines() if json.loads(workloads[json.loads(line)[0]])[0] != fused_hash]
+    (database / 'database_tuning_record.json').write_text(''.join(f'{line}\n' for line in lines))
+    before = _tir_functions(store, database)
+    assert not [name for name in before if 'transpose_conv2d' in name]
+    assert [name for name in before if name.startswith('fused_multiply_subtract_transpose')]
+
+    records = seed_database(model, database, database, input_shape=shape, target=cpu,
+                            per_function=2, on_measured=lambda *_: None)
+    added = (database / 'database_tuning_record.json').read_text().splitlines()[len(lines):]
+    assert records == len(lines) + len(added)
+    assert 1 <= len(added) <= 2
+    times_before = {json.dumps(json.loads(line)[1][1]) for line in lines}
+    for line in added:
+        (instructions, _), seconds = json.loads(line)[1][:2]
+        assert json.dumps(seconds) not in times_before  # timed here, not copied
+        assert 'ComputeInline' in json.dumps(instructions[:4])  # the preparation, inlined
+    after = _tir_functions(store, database)
+    assert [name for name in after if 'transpose_conv2d' in name]
+    assert not [name for name in after if name.startswith('fused_multiply_subtract_transpose')
+                and 'conv2d' not in name]
+    library = tmp_path / 'fused.so'
+    compile_onnx(model, library, input_shape=shape, target=cpu, databases=[database])
+    engine = TvmEngine(library, device='cpu', input_shape=shape)
+    inputs = np.random.default_rng(5).uniform(0, 255, shape).astype(np.float32)
+    reference = onnxruntime.InferenceSession(
+        str(store.manifest.path('sign_classifier', 'quarter')), providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
+                               atol=2e-4, rtol=1e-3)

@@ -32,7 +32,7 @@ def test_tune_names_the_functions_it_has_when_asked_for_one_it_lacks(
                      '--functions', 'fused_no_such_conv']) == 2
     error = capsys.readouterr().err
     assert 'sign_classifier/quarter: no function fused_no_such_conv to tune' in error
-    assert 'fused_conv2d_add_relu' in error  # one the model has
+    assert 'fused_conv2d1_add1_relu1' in error  # one the model has
     assert not list(zoo.rglob('database_tuning_record.json'))  # nothing tuned
 
 
