@@ -28,7 +28,9 @@ from edge_perception.runtime.tvm_engine import (
     _task_headroom,
     _task_seconds,
     _TuningRecords,
+    builds_prologue,
     choose_loops,
+    choose_prologue,
     compile_onnx,
     database_serial_loops,
     fast_sigmoid,
@@ -282,11 +284,42 @@ def test_a_database_records_its_loop_choice_and_builds_follow_it(repo_root: Path
         store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
 
 
-def _tir_functions(store: ModelStore, database: Path) -> set[str]:
+def test_a_database_records_whether_the_input_preparation_is_fused(repo_root: Path,
+                                                                    tmp_path: Path) -> None:
+    """Ranking also times the model with the input's preparation fused into the first
+    convolution and apart; the choice joins the loop choice, and builds follow it."""
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo)
+    store = ModelStore(Manifest.load(zoo), cache_dir=tmp_path / 'cache')
+    cpu = CompileTarget('cpu')
+    database = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
+    (database / 'build_options.json').write_text('{"serial_loops": true}')
+    fused_library = store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
+    line = choose_prologue(store.verified_onnx('sign_classifier', 'quarter'), database,
+                           input_shape=store.input_shape('sign_classifier', 1), target=cpu)
+    assert line.startswith('input preparation: fused ')
+    chosen = builds_prologue([database])
+    assert line.endswith(f'{"fused" if chosen else "apart"} kept')
+    assert database_serial_loops(database)  # the loop choice stays
+    assert not builds_prologue([])  # untuned builds: as before the fusion
+    for fused in (True, False):
+        (database / 'build_options.json').write_text(json.dumps({'input_prologue': fused,
+                                                                 'serial_loops': True}))
+        library = store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
+        assert (library == fused_library) is fused
+    apart = _tir_functions(store, database, prologue=False)
+    assert not [name for name in apart if 'transpose_conv2d' in name]
+    (database / 'build_options.json').write_text('{"input_prologue": 1}')
+    with pytest.raises(ModelLoadError, match='input_prologue must be true or false, not 1'):
+        store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
+
+
+def _tir_functions(store: ModelStore, database: Path, *, prologue: bool = True) -> set[str]:
     """Names of the TIR functions of a sign_classifier quarter build applying ``database``."""
     mod = tuned_module(store.static_onnx('sign_classifier', 'quarter', 1),
                        store.input_shape('sign_classifier', 1),
-                       tvm.target.Target(CompileTarget('cpu').spec()), [database])
+                       tvm.target.Target(CompileTarget('cpu').spec()), [database],
+                       prologue=prologue)
     return {global_var.name_hint for global_var, function in mod.functions_items()
             if isinstance(function, tvm.tirx.PrimFunc)}
 
