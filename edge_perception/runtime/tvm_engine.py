@@ -326,7 +326,8 @@ def fuse_input_prologue() -> Any:
     function took 35 us of 1.85 ms, onnxruntime's Mul and Sub 40 us. Marked injective, the
     convolution joins the preparation's group; the tuned schedule inlines the preparation
     into the convolution's padded tiles (see :func:`inline_prologue`). Fused, the stem ran
-    104 us against 92 + 35 us apart, the model 17 us faster.
+    106.5 us in the model against 92 + 35 us apart, the model 11-17 us faster; smaller
+    models can lose, so each database records whether to fuse (:func:`choose_prologue`).
     """
     return _FuseInputPrologue()
 
