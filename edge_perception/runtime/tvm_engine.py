@@ -537,7 +537,9 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
     database.mkdir(parents=True, exist_ok=True)
     have = tuned_workloads(database) if tuning_records(database) else frozenset()
     missing = [task.dispatched[0] for task in tasks
-               if str(tvm_ffi.structural_hash(task.dispatched[0])) not in have]
+               if _workload_hash(task.dispatched[0]) not in have]
+    if not missing:  # every tune run asks; the source's records need not be read
+        return tuning_records(database)
     theirs = _TuningRecords(source)
     ours = ms.database.JSONDatabase(work_dir=str(database))
     chosen = []  # (our workload, the record to time, the scheduled function)
@@ -687,15 +689,15 @@ def _prologue_length(names: Sequence[str]) -> int:
     return names.index('pad_temp' if 'pad_temp' in names else 'conv2d_nhwc')
 
 
-def _prologue_workloads(model: onnx.ModelProto, input_shape: tuple[int, ...],
-                        tvm_target: Any) -> set[str]:
-    """The structural hashes (as databases name workloads) of the model's functions that
-    are a convolution with its input's preparation fused in."""
-    from tvm.s_tir import meta_schedule as ms
+def _workload_hash(function: Any) -> str:
+    """A function's structural hash as databases name its workload."""
+    return str(tvm_ffi.structural_hash(function))
 
-    tasks = ms.relax_integration.extract_tasks(_lowered(model, input_shape, tvm_target),
-                                               tvm_target)
-    return {str(tvm_ffi.structural_hash(task.dispatched[0])) for task in tasks
+
+def _prologue_workloads(tasks: Sequence[Any]) -> set[str]:
+    """The workload hashes of the tuning ``tasks`` that are a convolution with its input's
+    preparation fused in."""
+    return {_workload_hash(task.dispatched[0]) for task in tasks
             if _prologue_length(_root_block_names(task.dispatched[0]))}
 
 
@@ -906,8 +908,7 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
             + (' (kept)' if rank == winner else '')
             for rank, ((tuner, line), model) in enumerate(zip(best, model_seconds,
                                                               strict=True))))
-    if target.device == 'cpu' and _prologue_workloads(model, input_shape, tvm_target) & (
-            tuned_workloads(database)):
+    if target.device == 'cpu' and _prologue_workloads(tasks) & tuned_workloads(database):
         report.append(choose_prologue(model, database, input_shape=input_shape, target=target,
                                       on_build=on_build))
     if target.serial_capable():
