@@ -49,7 +49,11 @@ CPU_CONV_LAYOUT = {'relax.nn.conv2d': ['NHWC', 'OHWI']}
 LOWERING = 'nhwc-prepack-fastsigmoid'
 # What tuned_module does to the scheduled functions (see skip_padding_taps); in every cache
 # key, so libraries built before a change to it are rebuilt.
-AFTER_SCHEDULING = 'skip-padding-taps'
+AFTER_SCHEDULING = 'skip-padding-taps-where-marked'
+# A convolution's accumulation annotated so (1) has its padding's taps skipped: a schedule's
+# choice, as its record was timed (see skip_padding_taps_in).
+SKIP_PADDING_TAPS = 'edge_perception.skip_padding_taps'
+_CONV_UPDATE = 'conv2d_nhwc_update'  # the accumulation, once split from its initialisation
 # How the Relax VM runs a CPU model's host code: 'compiled' turns its instructions (kernel
 # calls, allocations) into C compiled into the library instead of bytecode the VM interprets:
 # 3 us less per call (sign classifier half: 52.4 -> 49.3 us, ORT 38.9 us, side by side).
@@ -527,7 +531,9 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
                   on_measured: Callable[[int, int], None]) -> int:
     """Give each function that ``database`` has no records for ``per_function`` records of
     ``source`` (each function's best, at least 1 % apart, see :func:`_spaced`), timed again
-    here. Returns the records ``database`` then holds.
+    here; then give each convolution whose records all multiply its padding's zeros
+    ``per_function`` of its best records again, skipping them (see
+    :func:`skip_padding_taps_in`), timed here. Returns the records ``database`` then holds.
 
     ``source`` is a database tuned on another CPU of the same kind, or ``database`` itself.
     A function that has no records there but is a convolution with its input's preparation
@@ -543,17 +549,32 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
     from tvm.s_tir import meta_schedule as ms
 
     tvm_target = tvm.target.Target(target.spec())
-    tasks = ms.relax_integration.extract_tasks(_lowered(model, input_shape, tvm_target),
-                                               tvm_target)
+    functions = [task.dispatched[0] for task in ms.relax_integration.extract_tasks(
+        _lowered(model, input_shape, tvm_target), tvm_target)]
     database.mkdir(parents=True, exist_ok=True)
     have = tuned_workloads(database) if tuning_records(database) else frozenset()
-    missing = [task.dispatched[0] for task in tasks
-               if _workload_hash(task.dispatched[0]) not in have]
-    if not missing:  # every tune run asks; the source's records need not be read
-        return tuning_records(database)
+    missing = [function for function in functions if _workload_hash(function) not in have]
+    if missing:  # every tune run asks; the source's records need not be read otherwise
+        chosen = _records_for_missing(model, missing, source, database,
+                                      input_shape=input_shape, tvm_target=tvm_target,
+                                      per_function=per_function)
+        _time_and_commit(chosen, database, target, on_measured=on_measured,
+                         source=source.parent.name)
+    _time_and_commit(_padding_skip_variants(functions, database, tvm_target, per_function),
+                     database, target, on_measured=on_measured, source='its own records')
+    return tuning_records(database)
+
+
+def _records_for_missing(model: onnx.ModelProto, missing: Sequence[Any], source: Path,
+                         database: Path, *, input_shape: tuple[int, ...], tvm_target: Any,
+                         per_function: int) -> list[tuple[Any, Any, Any]]:
+    """(our workload, the record to time, the scheduled function) for each of ``missing``
+    from ``source`` (see :func:`seed_database`)."""
+    from tvm.s_tir import meta_schedule as ms
+
     theirs = _TuningRecords(source)
     ours = ms.database.JSONDatabase(work_dir=str(database))
-    chosen = []  # (our workload, the record to time, the scheduled function)
+    chosen = []
     alone = None  # the functions of the model lowered without the preparation fused in
     for function in missing:
         index, core = theirs.workload_index(function), None
@@ -583,6 +604,53 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
                     [ms.arg_info.ArgInfo.from_prim_func(function['main'])[0],
                      *record.args_info[1:]])
             chosen.append((workload, record, schedule.mod))
+    return chosen
+
+
+def _padding_skip_variants(functions: Sequence[Any], database: Path, tvm_target: Any,
+                           per_function: int) -> list[tuple[Any, Any, Any]]:
+    """(workload, record, scheduled function): for each of ``functions`` whose records
+    in ``database`` all multiply its padding's zeros, its ``per_function`` best records
+    (1 % apart) with the convolution marked to skip them, where that guards anything."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if not tuning_records(database):
+        return []
+    ours = _TuningRecords(database)
+    chosen = []
+    for function in functions:
+        index = ours.workload_index(function)
+        if index is None or any(SKIP_PADDING_TAPS in line for line, (workload_index, _) in
+                                zip(ours.lines, ours.timed, strict=True)
+                                if workload_index == index):
+            continue
+        workload = ms.database.Workload(function)
+        for _, line in _spaced(ours.best(index, len(ours.lines)), per_function):
+            record = ms.database.TuningRecord.from_json(json.loads(ours.lines[line])[1],
+                                                        workload)
+            schedule = tvm.s_tir.Schedule(function)
+            record.trace.apply_to_schedule(schedule, remove_postproc=False)
+            try:
+                update = schedule.get_sblock(_CONV_UPDATE)
+            except tvm.s_tir.ScheduleError:
+                break  # no convolution, or one whose reduction was not split from its init
+            schedule.annotate(update, SKIP_PADDING_TAPS, 1)
+            if skip_padding_taps_in(schedule.mod['main']).same_as(schedule.mod['main']):
+                continue  # no bound decided outside a channel reduction: the same code
+            chosen.append((workload, ms.database.TuningRecord(
+                schedule.trace, workload, None, tvm_target, record.args_info), schedule.mod))
+    return chosen
+
+
+def _time_and_commit(chosen: Sequence[tuple[Any, Any, Any]], database: Path,
+                     target: CompileTarget, *, on_measured: Callable[[int, int], None],
+                     source: str) -> None:
+    """Build and time each chosen (workload, record, scheduled function) here; commit the
+    ones that ran to ``database`` with their times."""
+    from tvm.s_tir import meta_schedule as ms
+
+    tvm_target = tvm.target.Target(target.spec())
+    ours = ms.database.JSONDatabase(work_dir=str(database))
     failed = 0
     batch = 16  # one pool of build workers a batch: its start costs seconds
     for first in range(0, len(chosen), batch):
@@ -600,12 +668,12 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
                 failed += 1
                 continue
             ours.commit_tuning_record(ms.database.TuningRecord(
-                record.trace, workload, run.run_secs, tvm_target, record.args_info))
+                record.trace, ours.commit_workload(workload.mod), run.run_secs, tvm_target,
+                record.args_info))
         on_measured(first + len(part), len(chosen))
     if failed:
         _log.warning('seeding %s: %d records from %s failed to build or run here',
-                     database.name, failed, source.parent.name)
-    return tuning_records(database)
+                     database.name, failed, source)
 
 
 def _convolution_alone(fused: Any, alone: Sequence[Any]) -> Any | None:
@@ -667,6 +735,9 @@ def epilogue_in_tile(sch: Any, num_cores: int) -> list[Any]:
     for block in epilogue[:-1]:
         sch.compute_inline(block)
     sch.annotate(conv, 'meta_schedule.tiling_structure', 'SSRSRS')
+    # Skipping the padding's zeros pays or costs depending on the tiles (see
+    # skip_padding_taps_in): the tuner times both.
+    sch.annotate(conv, SKIP_PADDING_TAPS, sch.sample_categorical([0, 1], [0.5, 0.5]))
     spatial = [sch.split(loop, sch.sample_perfect_tile(loop, n=4, max_innermost_factor=64))
                for loop in loops[:4]]
     reduce = [sch.split(loop, sch.sample_perfect_tile(loop, n=2, max_innermost_factor=64))
@@ -1065,18 +1136,25 @@ _COMM_REDUCE = 2  # an SBlock iteration variable's kind: a reduction
 
 
 def skip_padding_taps_in(function: Any) -> Any:
-    """``function`` (scheduled) with a convolution's taps that read its zero padding skipped.
+    """``function`` (scheduled) with the taps of each convolution marked
+    :data:`SKIP_PADDING_TAPS` that read its zero padding skipped.
 
-    A 3x3 convolution with padding 1 reads zeros at the image border: 2.2 % of the 64->64
-    one's taps on 30x40, 1.2 % on 60x80. onnxruntime's kernels skip them; ours multiplied
-    by the zeros, which was the whole of the gap left on those convolutions (327 vs 317 us,
-    328 vs 322), both running near this core's FMA peak otherwise. The padding's condition
-    (``pad_temp = if_then_else(inside, x, 0)``, or the same expression inlined into the
-    product) is read at the accumulation's indices, split into its bounds, and each bound
-    tested once around the loops it does not depend on, where that skips at least a whole
-    reduction over channels; a bound that only an inner loop decides (a tile spanning the
-    border) is left to the multiplication. Outputs are identical: only additions of exact
-    zeros are skipped.
+    A 3x3 convolution with padding 1 reads zeros at the image border: 3.8 % of the 64->64
+    one's taps on 30x40, 1.9 % of the 32->32 one's on 60x80. onnxruntime's kernels skip
+    them; ours multiplied by the zeros, which was the whole of the gap left on those
+    convolutions (327 vs 317 us, 328 vs 322, znver5), both near this core's FMA peak
+    otherwise. The padding's condition (``pad_temp = if_then_else(inside, x, 0)``, or the
+    same expression inlined into the product) is read at the accumulation's indices, split
+    into its bounds, and each bound tested once around the loops it does not depend on,
+    where a reduction loop is left inside the test; a bound that only an inner loop decides
+    (a tile spanning the border) is left to the multiplication. Outputs are identical: only
+    additions of exact zeros are skipped.
+
+    Only where the schedule asks: a test among a tile's register loops can stop LLVM
+    keeping the accumulators in registers (the detector quarter's 64->64 convolution ran
+    38 -> 102 us with it, the 32->32 ones above 0.2-1.0 % faster), so skipping is a choice
+    the tuner times (see :func:`epilogue_in_tile`) and seeding gives existing records a
+    skipping twin (see :func:`seed_database`).
     """
     loops: list[Any] = []
     realizes: list[tuple[Any, list[Any]]] = []
@@ -1142,7 +1220,8 @@ def _padding_bounds(realize: Any, path: Sequence[Any], padded: dict[Any, tuple[l
     reads real data, in the loop variables on ``path``; [] for any other block. Unit loops
     stand for their start: they must not pin a bound inside them."""
     block, store = realize.block, realize.block.body
-    if (block.init is not None or not isinstance(store, tvm.tirx.BufferStore)
+    if (int(block.annotations.get(SKIP_PADDING_TAPS, 0)) != 1 or block.init is not None
+            or not isinstance(store, tvm.tirx.BufferStore)
             or not isinstance(store.value, tvm.tirx.Add)
             or not isinstance(store.value.b, tvm.tirx.Mul)):
         return []

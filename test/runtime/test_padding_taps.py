@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 import pytest
 import tvm
 import tvm_ffi
 from tvm import s_tir
 
+from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.tvm_engine import (
+    SKIP_PADDING_TAPS,
     CompileTarget,
     ModelStore,
+    TvmEngine,
     _lowered,
     _scheduled,
+    compile_onnx,
+    seed_database,
     skip_padding_taps_in,
 )
 
@@ -71,16 +79,24 @@ def _padding_read_as_huge(function: Any) -> Any:
         tvm_ffi.structural_map(function.body, [(tvm.tirx.BufferStore, huge_padding)]))
 
 
-def _rows_outside_columns_inside(function: Any) -> Any:
+def _rows_outside_columns_inside(function: Any, *, marked: bool = True) -> Any:
     """A schedule whose loops run rows, kernel rows, kernel columns, input channels, then
     columns and output channels: a row bound is decided outside the channel reduction, a
-    column bound only inside it."""
+    column bound only inside it. ``marked``: the schedule asks for the taps skipped."""
     schedule = s_tir.Schedule(function)
     convolution = schedule.get_sblock('conv2d_nhwc')
     n, y, x, c, ry, rx, rc = schedule.get_loops(convolution)
     schedule.reorder(n, y, ry, rx, rc, x, c)
     schedule.decompose_reduction(convolution, ry)
+    if marked:
+        schedule.annotate(schedule.get_sblock('conv2d_nhwc_update'), SKIP_PADDING_TAPS, 1)
     return schedule.mod['main']
+
+
+def test_a_schedule_that_does_not_ask_keeps_its_padding_taps(
+        classifier_convolution: Any) -> None:
+    scheduled = _rows_outside_columns_inside(classifier_convolution, marked=False)
+    assert skip_padding_taps_in(scheduled).same_as(scheduled)
 
 
 def test_a_bound_decided_outside_the_reduction_guards_it_one_decided_inside_does_not(
@@ -114,20 +130,48 @@ def test_skipped_taps_are_the_padding_and_outputs_stay_identical(
     np.testing.assert_array_equal(still_read, columns)
 
 
-def test_the_detector_convolutions_of_tuned_builds_skip_padding_taps(repo_root: Path) -> None:
-    store = ModelStore.of(repo_root / 'model_zoo')
+def test_seeding_gives_each_convolution_records_that_skip_its_padding_taps_timed_here(
+        zoo_copy: Path, tmp_path: Path) -> None:
     cpu = CompileTarget('cpu')
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
+    database = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)[0]
+    model, shape = store.static_onnx('sign_classifier', 'quarter', 1), (1, 3, 32, 32)
+    records = database / 'database_tuning_record.json'
+    before = records.read_text().splitlines()
+    assert not [line for line in before if SKIP_PADDING_TAPS in line]
+
+    def seed() -> int:
+        return seed_database(model, database, database, input_shape=shape, target=cpu,
+                             per_function=2, on_measured=lambda *_: None)
+
+    held = seed()
+    added = records.read_text().splitlines()[len(before):]
+    assert held == len(before) + len(added)
+    assert added
+    assert all(SKIP_PADDING_TAPS in line for line in added)
+    workloads = [json.loads(line)[0] for line in added]
+    assert max(Counter(workloads).values()) <= 2  # per_function, per convolution
+    times_before = {json.dumps(json.loads(line)[1][1]) for line in before}
+    assert not [line for line in added if json.dumps(json.loads(line)[1][1]) in times_before]
+    assert seed() == held  # each convolution already has such records: nothing more
+
+    # Builds follow each function's best record: guarded exactly where that one skips.
+    best: dict[int, tuple[float, str]] = {}
+    for line in records.read_text().splitlines():
+        workload, (_, seconds, *_) = json.loads(line)
+        mean = sum(seconds) / len(seconds)
+        if workload not in best or mean < best[workload][0]:
+            best[workload] = (mean, line)
+    skipping = sum(SKIP_PADDING_TAPS in line for _, line in best.values())
     target = tvm.target.Target(cpu.spec())
-    databases = store.applied_databases('detector', 'quarter', batch=1, target=cpu)
-    module = _scheduled(_lowered(store.static_onnx('detector', 'quarter', 1),
-                                 store.input_shape('detector', 1), target), target, databases)
-    guarded = [name.name_hint for name, function in module.functions_items()
-               if isinstance(function, tvm.tirx.PrimFunc) and 'conv2d' in name.name_hint
-               and _guards(skip_padding_taps_in(function))]
-    # Which ones depends on the tuned tiles; the 3x3 ones only (1x1 ones have no padding).
-    assert guarded
-    assert all(_has_padding(module[name]) for name in guarded)
-
-
-def _has_padding(function: Any) -> bool:
-    return 'pad_temp' in function.script()
+    built = _scheduled(_lowered(model, shape, target), target, [database])
+    assert skipping == sum(bool(_guards(skip_padding_taps_in(function)))
+                           for function in built.functions.values()
+                           if isinstance(function, tvm.tirx.PrimFunc))
+    library = tmp_path / 'skipping.so'
+    compile_onnx(model, library, input_shape=shape, target=cpu, databases=[database])
+    inputs = np.random.default_rng(5).uniform(0, 255, shape).astype(np.float32)
+    reference = onnxruntime.InferenceSession(
+        str(store.manifest.path('sign_classifier', 'quarter')), providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(TvmEngine(library, device='cpu', input_shape=shape).run(inputs),
+                               reference.run(None, {'input': inputs})[0], atol=2e-4, rtol=1e-3)

@@ -12,6 +12,7 @@ from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
 from edge_perception.runtime.tvm_engine import (
+    SKIP_PADDING_TAPS,
     CompileTarget,
     ModelStore,
     _lowered,
@@ -84,3 +85,13 @@ def test_the_cpu_space_adds_the_design_to_the_default_ones_for_convolutions_only
                  'max_pool2d11', 'fused_matmul_add41'):
         default = designs(name, 'post-order-apply')
         assert designs(name, cpu_design_space(1)) == default + ('conv2d' in name), name
+
+
+def test_the_design_leaves_skipping_the_padding_taps_to_the_tuner(
+        classifier_functions: dict[str, Any]) -> None:
+    function = classifier_functions['fused_conv2d1_add1_relu11']
+    chosen = set()
+    for seed in range(1, 17):
+        sch = epilogue_in_tile(s_tir.Schedule(function, seed=seed), num_cores=1)[0]
+        chosen.add(int(sch.get(sch.get_sblock('conv2d_nhwc')).annotations[SKIP_PADDING_TAPS]))
+    assert chosen == {0, 1}
