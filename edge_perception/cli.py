@@ -288,7 +288,8 @@ def _tune(args: argparse.Namespace) -> int:
             database = store.tuning_database(model, variant, batch=batch, target=target)
             held = tuning_records(database)
             # An empty database starts from another CPU's; one with records seeds only the
-            # functions it lacks from its own (a convolution with its input's preparation).
+            # functions it lacks from its own (a convolution with its input's preparation),
+            # and records skipping the padding's taps where a convolution has none.
             source = None if not args.seed else (
                 database if held else
                 store.other_cpu_database(model, variant, batch=batch, target=target))
@@ -355,8 +356,10 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help='a CPU without a database starts from the fullest one of another '
                              "CPU of the same kind: each function's K best records there, "
                              'timed here; a database with records gives a convolution with its '
-                             "input's preparation fused in K of the convolution's own (0: "
-                             'neither)')
+                             "input's preparation fused in K of the convolution's own; then "
+                             'each convolution whose records all multiply its zero padding '
+                             'gets K of its best again, skipping those taps, timed here (0: '
+                             'none of these)')
     parser.add_argument('--since', type=int, default=None, metavar='N',
                         help="with --trials 0 --rank: the database's first N records are from "
                              "before the run being ranked; each function's best of those is "
