@@ -531,8 +531,8 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
                   on_measured: Callable[[int, int], None]) -> int:
     """Give each function that ``database`` has no records for ``per_function`` records of
     ``source`` (each function's best, at least 1 % apart, see :func:`_spaced`), timed again
-    here; then give each convolution whose records all multiply its padding's zeros
-    ``per_function`` of its best records again, skipping them (see
+    here; seeded from itself, then give each convolution whose records all multiply its
+    padding's zeros ``per_function`` of its best records again, skipping them (see
     :func:`skip_padding_taps_in`), timed here. Returns the records ``database`` then holds.
 
     ``source`` is a database tuned on another CPU of the same kind, or ``database`` itself.
@@ -562,6 +562,8 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
                       on_measured=on_measured)
         _commit(database, [(workload, record, seconds) for (workload, record, _), seconds
                            in zip(chosen, runs, strict=True)], tvm_target)
+    if source != database:  # a new CPU: the other's records come marked or not already
+        return tuning_records(database)
     twins = _padding_skip_twins(functions, database, tvm_target, per_function)
     runs = _timed([(module, record.args_info) for pair in twins for record, module in pair],
                   target, on_measured=on_measured)

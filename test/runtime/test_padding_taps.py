@@ -137,8 +137,10 @@ def test_seeding_gives_each_convolution_records_that_skip_its_padding_taps_timed
     database = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)[0]
     model, shape = store.static_onnx('sign_classifier', 'quarter', 1), (1, 3, 32, 32)
     records = database / 'database_tuning_record.json'
-    before = records.read_text().splitlines()
-    assert not [line for line in before if SKIP_PADDING_TAPS in line]
+    # The database as it was before schedules could skip the padding's taps.
+    before = [line for line in records.read_text().splitlines()
+              if SKIP_PADDING_TAPS not in line]
+    records.write_text(''.join(f'{line}\n' for line in before))
 
     def seed() -> int:
         return seed_database(model, database, database, input_shape=shape, target=cpu,
