@@ -27,6 +27,8 @@ from edge_perception.runtime.tvm_engine import (
     skip_padding_taps_in,
 )
 
+from .test_tuning_space import _run
+
 
 @pytest.fixture(scope='module')
 def classifier_convolution(repo_root: Path) -> Any:
@@ -49,13 +51,6 @@ def _names(expr: Any) -> set[str]:
     found: list[Any] = []
     tvm_ffi.structural_walk(expr, [(tvm.tirx.Var, found.append)])
     return {var.name for var in found}
-
-
-def _run(function: Any, arguments: list[np.ndarray]) -> np.ndarray:
-    built = tvm.compile(tvm.IRModule({'main': function}), target='llvm')
-    tensors = [tvm.runtime.tensor(value) for value in arguments]
-    built['main'](*tensors)
-    return tensors[-1].numpy()
 
 
 def _arguments(function: Any) -> list[np.ndarray]:
