@@ -138,7 +138,7 @@ def _build_models(args: argparse.Namespace) -> int:
         if device == 'cuda' and not cuda_available():
             device = 'cpu'  # same fallback as the lanes: build what will actually run
         target = CompileTarget(device=device, num_cores=threads)
-        store.build(model, variant, batch=batch, target=target)
+        store.build(model, variant, batch=store.compiled_batch(batch, device), target=target)
     print(f'{len(jobs)} modules ready in {store.cache_dir}')
     return 0
 
@@ -269,6 +269,10 @@ def _tune(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
+    if args.device == 'cpu' and args.batch != [1]:
+        print('edge-perception tune: CPU builds are batch 1 (a batch runs sample by sample '
+              'through them); --batch N > 1 is for --device cuda', file=sys.stderr)
+        return 2
     if args.since is not None and (args.trials or not args.rank or args.since < 0):
         print('edge-perception tune: --since N (N >= 0) goes with --trials 0 --rank K: a run '
               'that tunes knows where its records start', file=sys.stderr)
@@ -292,7 +296,7 @@ def _tune(args: argparse.Namespace) -> int:
             # and records skipping the padding's taps where a convolution has none.
             source = None if not args.seed else (
                 database if held else
-                store.other_cpu_database(model, variant, batch=batch, target=target))
+                store.borrowed_database(model, variant, batch=batch, target=target))
             if source is not None:
                 with tqdm(desc=f'{model}/{variant} b{batch}: timing {source.parent.name} '
                                'records here', unit='record', leave=False) as measured:
@@ -335,7 +339,8 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument('--batch', type=int, nargs='+', default=[1])
+    parser.add_argument('--batch', type=int, nargs='+', default=[1],
+                        help='batch sizes (cuda; CPU builds are batch 1)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--threads', type=int, default=1, help='lane threads (num-cores)')
     parser.add_argument('--trials', type=int, default=128,

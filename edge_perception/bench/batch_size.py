@@ -48,7 +48,7 @@ def measure(store: ModelStore, *, models: Sequence[tuple[str, str]], batches: Se
                 0, 255, engine.input_shape).astype(np.float32)
             latency[batch] = median_latency_ns(engine, runs=repeats, inputs=inputs) / 1e6
         tuned = frozenset(b for b in batches if store.is_tuned(
-            model, variant, batch=b, target=CompileTarget('cpu')))
+            model, variant, batch=store.compiled_batch(b, 'cpu'), target=CompileTarget('cpu')))
         curves.append(BatchCurve(model, variant, latency, tuned))
     return curves
 

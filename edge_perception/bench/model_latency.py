@@ -5,7 +5,8 @@ machine state (the much slower untuned build is timed after them); the ratio of 
 tuned / onnxruntime is the figure of merit (lower is better, <= 1.0 is the goal). "Tuned" is
 the build a node gets: with the committed MetaSchedule database of this CPU, or one tuned on
 another CPU of the same kind (column ``db`` names the CPU whose records come first; "no":
-untuned).
+untuned). A batch on the CPU runs sample by sample through the batch-1 build, as a lane
+runs it (see ``ModelStore.compiled_batch``); onnxruntime gets the whole batch in one call.
 
 On a CUDA host the same comparison runs for the gpu lane's builds (``device='cuda'``):
 onnxruntime then uses its CUDA provider when the installed build has one, else the CPU with
@@ -95,7 +96,8 @@ def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
         # 4.61 vs 3.71 ms that way, 4.03 vs 2.95 ms taking turns only with each other).
         [plain_seconds] = _alternating((partial(plain.run, inputs),), max(3, repeats // 4))
         target = CompileTarget(device, n_threads)
-        applied = store.applied_databases(model, variant, batch=batch, target=target)
+        applied = store.applied_databases(
+            model, variant, batch=store.compiled_batch(batch, device), target=target)
         rows.append(LatencyRow(
             model, variant, batch, n_threads,
             applied[0].parent.name.split('-')[1] if applied else '',
@@ -142,7 +144,8 @@ def format_rows(rows: Sequence[LatencyRow]) -> str:
     # Three decimals and a two-decimal ratio: a classifier call is 0.03 ms and the target
     # (<= 1.0x) is decided in the second decimal.
     lines = ['latency in ms (p50 / p99); TVM/ORT = ratio of medians, tuned TVM vs onnxruntime; '
-             "dev: where TVM ran, ort: onnxruntime's provider",
+             "dev: where TVM ran, ort: onnxruntime's provider; TVM on the CPU runs a batch "
+             'sample by sample through its batch-1 build',
              f'{"model":<16} {"variant":<8} {"batch":>5} {"thr":>3} {"dev":>4} {"db":>7} '
              f'{"TVM tuned":>17} {"TVM untuned":>18} {"ort":>4} {"onnxruntime":>15} '
              f'{"TVM/ORT":>8} {"untuned/ORT":>11}']

@@ -141,22 +141,27 @@ class CompileTarget:
     def cache_key(self) -> str:
         return json.dumps(self.spec(), sort_keys=True)
 
-    def tag(self, *, cpu: str | None = None) -> str:
+    def tag(self, *, cpu: str | None = None, cores: str | None = None) -> str:
         """Folder name for this target's tuning databases, e.g. 'llvm-znver5-c1-nhwc';
-        ``cpu`` replaces the host's CPU (or GPU architecture) name, e.g. '*' for a glob."""
+        ``cpu`` replaces the host's CPU (or GPU architecture) name and ``cores`` the number
+        of cores, e.g. '*' for a glob."""
         if self.device == 'cuda':
             arch = tvm.cuda(0).compute_version if cuda_available() else 'unknown'
             return f'cuda-sm{cpu or arch.replace(".", "")}'
-        return f'llvm-{cpu or host_cpu()}-c{self.num_cores}-{LOWERING}'
+        return f'llvm-{cpu or host_cpu()}-c{cores or self.num_cores}-{LOWERING}'
 
 
 class TvmEngine:
     """A loaded TVM library bound to a device; implements :class:`InferenceEngine`."""
 
     def __init__(self, library: Path, *, device: str, input_shape: tuple[int, ...],
-                 threads: int = 1, instrument: Callable[..., int] | None = None) -> None:
+                 threads: int = 1, instrument: Callable[..., int] | None = None,
+                 per_sample: bool = False) -> None:
         """``instrument``: called before and after each kernel call of a bytecode build (see
-        ``relax.VirtualMachine.set_instrument``), for timing kernels inside the model."""
+        ``relax.VirtualMachine.set_instrument``), for timing kernels inside the model.
+        ``per_sample``: the library takes one sample and :meth:`run` calls it once for each
+        sample of ``input_shape``'s batch (how the CPU runs a batch, see
+        :meth:`ModelStore.compiled_batch`)."""
         expected = _read_sidecar(library)
         if file_sha256(library) != expected:
             raise ModelLoadError(f'Compiled library {library} does not match its SHA-256 record')
@@ -173,7 +178,9 @@ class TvmEngine:
         # the smallest classifier's whole run (151 -> 127 us). On the CPU through a NumPy view
         # of it, and outputs are viewed the same way: copyfrom() and .numpy() took 5.4 and
         # 12 us of the 78 us a classifier call cost, np.copyto and np.from_dlpack 0.4 and 1.
-        self._input = tvm.runtime.empty(input_shape, 'float32', self._device)
+        self._per_sample = per_sample
+        self._input = tvm.runtime.empty((1, *input_shape[1:]) if per_sample else input_shape,
+                                        'float32', self._device)
         self._input_view = np.from_dlpack(self._input) if device == 'cpu' else None
         self._threads = threads
         self._configured = threading.local()
@@ -196,21 +203,26 @@ class TvmEngine:
             self._configured.done = True
         with self._lock:
             start = time.perf_counter_ns()
-            if self._input_view is not None:
-                tensor = in_place_tensor(inputs)
-                if tensor is None:
-                    copy_holding_gil(self._input_view, inputs)
-                    tensor = self._input
-                # A fresh tensor each call (the VM never reuses a returned one): safe to view.
-                output = np.from_dlpack(self._main(tensor))
+            if self._per_sample:
+                output = np.concatenate([self._call(inputs[i:i + 1]) for i in range(len(inputs))])
             else:
-                self._input.copyfrom(np.ascontiguousarray(inputs, dtype=np.float32))
-                output = self._main(self._input).numpy()
+                output = self._call(inputs)
             spent = time.perf_counter_ns() - start
             # Smoothed, so one slow run (a page fault, a busy core) does not stop packing.
             self.latency_ns = spent if self.latency_ns is None else (
                 self.latency_ns * 3 + spent) // 4
             return np.asarray(output, dtype=np.float32)  # no copy: already float32
+
+    def _call(self, inputs: npt.NDArray[np.float32]) -> Any:
+        if self._input_view is not None:
+            tensor = in_place_tensor(inputs)
+            if tensor is None:
+                copy_holding_gil(self._input_view, inputs)
+                tensor = self._input
+            # A fresh tensor each call (the VM never reuses a returned one): safe to view.
+            return np.from_dlpack(self._main(tensor))
+        self._input.copyfrom(np.ascontiguousarray(inputs, dtype=np.float32))
+        return self._main(self._input).numpy()
 
 
 _IN_PLACE_MIN_BYTES = 64 * 1024
@@ -1456,10 +1468,10 @@ class ModelStore:
 
     def applied_databases(self, model: str, variant: str, *, batch: int,
                           target: CompileTarget) -> list[Path]:
-        """The databases builds apply, in order: this target's, then the fullest one tuned on
-        another CPU (or GPU) of the same kind, cores and layout where this target's lacks
-        records for a function that one has (a focused tuning run covers only the heaviest);
-        [] = untuned, and always [] when use_tuning is off.
+        """The databases builds apply, in order: this target's, then a borrowed one (see
+        :meth:`borrowed_database`) where this target's lacks records for a function that one
+        has (a focused tuning run covers only the heaviest); [] = untuned, and always []
+        when use_tuning is off.
 
         A record is a schedule (tiling, loop order, vectorised loops) for one TIR function;
         it replays on any CPU of the architecture. Measured: the detector tuned on znver5 runs
@@ -1468,35 +1480,49 @@ class ModelStore:
         if not self.use_tuning:
             return []
         own = self.tuning_database(model, variant, batch=batch, target=target)
-        borrowed = self.other_cpu_database(model, variant, batch=batch, target=target)
+        borrowed = self.borrowed_database(model, variant, batch=batch, target=target)
         has_own = tuning_records(own) > 0
         if has_own and borrowed is not None and tuned_workloads(own) >= tuned_workloads(borrowed):
             borrowed = None  # nothing to fill in
         key = (model, variant, batch, target)
         if key not in self._warned and (borrowed is not None or not has_own):
             self._warned.add(key)
+            where = (f'--device cuda --batch {batch}' if target.device == 'cuda'
+                     else f'--threads {target.num_cores}')
+            command = f'edge-perception tune --models {model} --variants {variant} {where}'
             if borrowed is not None:
-                _log.warning('%s/%s batch %d: %s schedules from the database tuned on %s '
-                             '(`edge-perception tune` here gives this CPU its own)', model,
-                             variant, batch, 'missing' if has_own else 'all',
-                             borrowed.parent.name)
-            else:  # e.g. a 2-thread lane: the detector full then takes 180 ms, not 2.7
+                _log.warning('%s/%s batch %d: %s schedules from the database tuned for %s '
+                             '(`%s` gives %s its own)', model, variant, batch,
+                             'missing' if has_own else 'all', borrowed.parent.name, command,
+                             target.tag())
+            else:  # e.g. a CPU kind none was tuned on: the detector full takes 167 ms, not 1.9
                 _log.warning('%s/%s batch %d: no tuning records for %s; untuned builds run '
-                             '3-100x slower (`edge-perception tune --models %s --variants %s '
-                             '--batch %d --threads %d` tunes it)', model, variant, batch,
-                             target.tag(), model, variant, batch, target.num_cores)
+                             '3-100x slower (`%s` tunes it)', model, variant, batch,
+                             target.tag(), command)
         return [*([own] if has_own else []), *([borrowed] if borrowed is not None else [])]
 
-    def other_cpu_database(self, model: str, variant: str, *, batch: int,
-                           target: CompileTarget) -> Path | None:
-        """The fullest database of this model file and batch tuned on another CPU (or GPU)
-        of the same kind, cores and layout as ``target``; None where there is none."""
+    def borrowed_database(self, model: str, variant: str, *, batch: int,
+                          target: CompileTarget) -> Path | None:
+        """The fullest database of this model file, batch and layout tuned on this CPU for
+        another number of cores, else on another CPU (or GPU) of the same kind for
+        ``target``'s; None where there is none.
+
+        A schedule's register tile and loop order, most of its speed, are the CPU's; the
+        cores change how its outer loops are shared out. Measured on the znver5 with two
+        threads, taking turns: detector full 1.04 ms with its own one-core records against
+        1.33 ms with rocketlake's two-core ones (half 0.36 vs 0.52, quarter 0.24 vs 0.43);
+        classifier full 1.88 ms untuned, 0.026 ms with its one-core records.
+        """
         own = self.tuning_database(model, variant, batch=batch, target=target)
-        pattern = f'{target.tag(cpu="*")}/{own.name}'
-        records = {db: tuning_records(db) for db in (self.manifest.root / TUNING_DIR).glob(pattern)
-                   if db != own}
-        return max((db for db in records if records[db] > 0), key=records.__getitem__,
-                   default=None)
+        for pattern in (target.tag(cores='*'), target.tag(cpu='*')):
+            records = {db: tuning_records(db) for db in
+                       (self.manifest.root / TUNING_DIR).glob(f'{pattern}/{own.name}')
+                       if db != own}
+            fullest = max((db for db in records if records[db] > 0),
+                          key=records.__getitem__, default=None)
+            if fullest is not None:
+                return fullest
+        return None
 
     def library_path(self, model: str, variant: str, *, batch: int,
                      target: CompileTarget, part: Part | None = None) -> Path:
@@ -1595,6 +1621,16 @@ class ModelStore:
                                candidates=candidates, on_build=on_build,
                                tuned_from=tuned_from)
 
+    @staticmethod
+    def compiled_batch(batch: int, device: str) -> int:
+        """The batch a library for ``batch`` inputs on ``device`` is compiled for: on a GPU
+        the batch itself; on the CPU 1, and a batch runs sample by sample through it (see
+        :class:`TvmEngine`). A CPU thread gains nothing from a batch's wider loops: batch 4
+        on the znver5, taking turns, the classifier full's build tuned for it ran 0.240 ms
+        against 0.128 ms sample by sample (onnxruntime 0.133), and the detector full's,
+        never tuned, 642 ms against 7.9. So the CPU keeps one tuned build per variant."""
+        return batch if device == 'cuda' else 1
+
     def input_shape(self, model: str, batch: int) -> tuple[int, ...]:
         shape = self.manifest.models[model].input_shape
         return (batch, *shape[1:])
@@ -1620,11 +1656,12 @@ class ModelStore:
         with self._lock:
             if key not in self._engines:
                 target = CompileTarget(device=device, num_cores=threads)
-                library = self.build(model, variant, batch=batch, target=target, part=part)
+                compiled = self.compiled_batch(batch, device)
+                library = self.build(model, variant, batch=compiled, target=target, part=part)
                 engine = TvmEngine(library, device=device,
                                    input_shape=self.part_input_shape(model, variant, batch,
                                                                      part),
-                                   threads=threads)
+                                   threads=threads, per_sample=compiled < batch)
                 for _ in range(3):  # warm-up, and a first latency estimate for packing
                     engine.run(np.zeros(engine.input_shape, np.float32))
                 self._engines[key] = engine

@@ -66,6 +66,21 @@ def test_tvm_matches_onnxruntime(store: ModelStore, model: str, variant: str,
     np.testing.assert_allclose(engine.run(inputs), expected, atol=ATOL, rtol=RTOL)
 
 
+@pytest.mark.parametrize(('model', 'batch'), [('sign_classifier', 3), ('detector', 2)])
+def test_a_cpu_batch_runs_sample_by_sample_through_the_batch_1_build(
+        store: ModelStore, model: str, batch: int) -> None:
+    single = store.engine(model, 'quarter')
+    batched = store.engine(model, 'quarter', batch=batch)
+    assert batched.library == single.library
+    inputs = aligned_empty(batched.input_shape)  # the detector's samples are read in place
+    inputs[...] = realistic_input(batched.input_shape, seed=5)
+    outputs = batched.run(inputs)
+    assert outputs.shape[0] == batch
+    for sample in range(batch):
+        np.testing.assert_array_equal(outputs[sample:sample + 1],
+                                      single.run(inputs[sample:sample + 1]))
+
+
 def test_an_output_stays_valid_after_later_runs(store: ModelStore) -> None:
     """CPU outputs are views of the VM's tensors (no copy): a later run must not write into
     an earlier output, whole model or sub-model (a stage's output is an inner tensor)."""
@@ -190,19 +205,39 @@ def test_builds_borrow_a_database_tuned_on_another_cpu(zoo_tuned_elsewhere: Path
     assert untuned.applied_databases('sign_classifier', 'half', batch=1, target=target) == []
 
 
+def test_more_threads_borrow_this_cpus_records_for_other_cores_first(
+        zoo_tuned_elsewhere: Path, tmp_path: Path) -> None:
+    store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache')
+    one, two = CompileTarget('cpu', 1), CompileTarget('cpu', 2)
+    [elsewhere] = store.applied_databases('sign_classifier', 'half', batch=1, target=one)
+    assert store.applied_databases('sign_classifier', 'half', batch=1, target=two) == []
+    other_cpu_two = zoo_tuned_elsewhere / 'tuning' / two.tag(cpu='elsewhere99') / elsewhere.name
+    shutil.copytree(elsewhere, other_cpu_two)
+    assert store.applied_databases('sign_classifier', 'half', batch=1,
+                                   target=two) == [other_cpu_two]
+    this_cpu_one = store.tuning_database('sign_classifier', 'half', batch=1, target=one)
+    shutil.copytree(elsewhere, this_cpu_one)
+    assert store.applied_databases('sign_classifier', 'half', batch=1,
+                                   target=two) == [this_cpu_one]
+    engine = store.engine('sign_classifier', 'half', threads=2)
+    inputs = realistic_input(engine.input_shape, seed=7)
+    reference = onnxruntime.InferenceSession(
+        str(store.manifest.path('sign_classifier', 'half')), providers=['CPUExecutionProvider'])
+    np.testing.assert_allclose(engine.run(inputs), reference.run(None, {'input': inputs})[0],
+                               atol=ATOL, rtol=RTOL)
+
+
 def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
-        repo_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = ModelStore(Manifest.load(repo_root / 'model_zoo'), cache_dir=tmp_path)
-    two_threads = CompileTarget('cpu', 2)
+        zoo_tuned_elsewhere: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path)
+    three_threads = CompileTarget('cpu', 3)  # none for this CPU, none for three cores
     with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
         for _ in range(2):
-            assert store.applied_databases('detector', 'half', batch=4,
-                                           target=two_threads) == []
-        store.applied_databases('detector', 'half', batch=1, target=CompileTarget('cpu'))
+            assert store.applied_databases('detector', 'half', batch=1,
+                                           target=three_threads) == []
     [warning] = [r.getMessage() for r in caplog.records]
-    assert warning.startswith('detector/half batch 4: no tuning records for llvm-')
-    assert ('`edge-perception tune --models detector --variants half --batch 4 --threads 2`'
-            in warning)
+    assert warning.startswith('detector/half batch 1: no tuning records for llvm-')
+    assert '`edge-perception tune --models detector --variants half --threads 3`' in warning
 
 
 def _assert_classifier_matches_onnxruntime(store: ModelStore, variant: str, seed: int) -> None:
@@ -247,7 +282,7 @@ def test_a_new_cpu_starts_from_another_cpus_best_records_timed_here(
         zoo_tuned_elsewhere: Path, tmp_path: Path) -> None:
     target = CompileTarget('cpu')
     store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path / 'cache')
-    source = store.other_cpu_database('sign_classifier', 'quarter', batch=1, target=target)
+    source = store.borrowed_database('sign_classifier', 'quarter', batch=1, target=target)
     assert source is not None
     own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
     progress: list[tuple[int, int]] = []

@@ -54,6 +54,13 @@ def test_tune_refuses_a_negative_seed(monkeypatch: pytest.MonkeyPatch,
     assert '--seed K needs K >= 0' in capsys.readouterr().err
 
 
+def test_tune_refuses_a_cpu_batch_it_would_never_build(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    assert cli.main(['tune', '--models', 'sign_classifier', '--batch', '1', '4']) == 2
+    assert 'CPU builds are batch 1' in capsys.readouterr().err
+
+
 def test_tune_on_a_new_cpu_first_times_another_cpus_records_here(
         zoo_tuned_elsewhere: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
