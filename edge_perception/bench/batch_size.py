@@ -64,8 +64,8 @@ def format_curves(curves: Sequence[BatchCurve], *, fps: float, deadline_ms: floa
                          f'({c.per_frame_ms(b):>5.2f})' for b in batches)
         lines.append(f'{c.model:<16} {c.variant:<8} {cells} '
                      f'{c.chosen(fps=fps, deadline_ms=deadline_ms):>9}')
-    lines.append('* untuned: no tuning database for this batch size yet (edge-perception tune '
-                 '--batch N)')
+    lines.append('* untuned: no tuning database for this model variant yet (edge-perception '
+                 'tune); on the CPU a batch runs sample by sample through the batch-1 build')
     return '\n'.join(lines)
 
 
