@@ -47,9 +47,9 @@ from edge_perception.tasks.detector_decoding import INPUT_ALIGNMENT
 # a different lowering means different TIR workloads.
 CPU_CONV_LAYOUT = {'relax.nn.conv2d': ['NHWC', 'OHWI']}
 LOWERING = 'nhwc-prepack-fastsigmoid'
-# What tuned_module does to the scheduled functions (see skip_padding_taps); in every cache
-# key, so libraries built before a change to it are rebuilt.
-AFTER_SCHEDULING = 'skip-padding-taps-where-marked'
+# What builds do to the scheduled functions (see after_scheduling); in every cache key, so
+# libraries built before a change to it are rebuilt.
+AFTER_SCHEDULING = 'skip-padding-taps-where-marked|padding-in-input-order'
 # A convolution's accumulation annotated so (1) has its padding's taps skipped: a schedule's
 # choice, as its record was timed (see skip_padding_taps_in).
 SKIP_PADDING_TAPS = 'edge_perception.skip_padding_taps'
@@ -521,11 +521,11 @@ def _builder(candidates: int) -> Any:
 
 
 def _build_candidate(mod: Any, target: Any, params: Any) -> Any:
-    """MetaSchedule's default build of a candidate, with the padding's taps skipped as in
-    our builds (see :func:`skip_padding_taps`): candidates are timed as they will run."""
+    """MetaSchedule's default build of a candidate, after what our builds do to scheduled
+    functions (see :func:`after_scheduling`): candidates are timed as they will run."""
     from tvm.s_tir.meta_schedule.builder.local_builder import default_build
 
-    return default_build(skip_padding_taps(mod), target, params)
+    return default_build(after_scheduling(mod), target, params)
 
 
 def _runner(target: CompileTarget) -> Any:
@@ -1167,13 +1167,118 @@ def serial_loops(mod: Any) -> Any:
     return mod
 
 
-def skip_padding_taps(mod: Any) -> Any:
-    """``mod`` with :func:`skip_padding_taps_in` applied to each of its TIR functions."""
+def after_scheduling(mod: Any) -> Any:
+    """``mod`` with what every build does to its scheduled TIR functions:
+    :func:`skip_padding_taps_in`, then :func:`padding_in_input_order_in`."""
     mod = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
     for global_var, function in list(mod.functions.items()):
         if isinstance(function, tvm.tirx.PrimFunc):
-            mod[global_var] = skip_padding_taps_in(function)
+            mod[global_var] = padding_in_input_order_in(skip_padding_taps_in(function))
     return mod
+
+
+def padding_in_input_order_in(function: Any) -> Any:
+    """``function`` (scheduled) with a padding filled in a pass of its own, that reads its
+    input in another order of its indices, written in the input's order instead, its loops
+    following that order with the innermost vectorised, where that makes the vectorised
+    loop longer.
+
+    The detector's stem reads the NCHW image into a channels-last padded buffer (242 x 322
+    x 3): a vector of three channels gathered from three planes per pixel. Written
+    channel-major, each row is a contiguous 322-wide copy, and the convolution, which
+    broadcasts one input value per tap, reads it as well: the detector full's stem alone
+    107.7 -> 83.4 us, outputs identical.
+    """
+    found = _transposing_padding(function)
+    if found is None:
+        return function
+    name, order = found
+    schedule = tvm.s_tir.Schedule(function)
+    block = schedule.get_sblock(name)
+    schedule.transform_layout(block, ('write', 0),
+                              lambda *indices: [indices[axis] for axis in order])
+    function = schedule.mod['main']
+    realize, path = next((realize, path) for realize, path in _realizes(function)
+                         if realize.block.name_hint == name)
+    domains = [realize.block.iter_vars[axis].dom for axis in order]
+    outer = tvm.tirx.Var('outer', domains[0].extent.ty)
+    inner = tvm.tirx.Var('inner', domains[-1].extent.ty)
+    values: list[Any] = [None] * len(order)
+    values[order[-1]] = inner
+    rest = outer
+    for axis, domain in reversed(list(zip(order[:-1], domains[:-1], strict=True))):
+        values[axis] = tvm.tirx.floormod(rest, domain.extent)
+        rest = tvm.tirx.floordiv(rest, domain.extent)
+    body = tvm.s_tir.SBlockRealize(values, True, realize.block)
+    body = tvm.tirx.For(inner, 0, domains[-1].extent, tvm.tirx.ForKind.VECTORIZED, body)
+    extent = functools.reduce(lambda a, b: a * b, [d.extent for d in domains[:-1]])
+    kind = (tvm.tirx.ForKind.PARALLEL if path[0].kind == tvm.tirx.ForKind.PARALLEL
+            else tvm.tirx.ForKind.SERIAL)
+    nest = tvm.tirx.For(outer, 0, extent, kind, body)
+    top = path[0].loop_var
+    return function.with_body(tvm_ffi.structural_map(
+        function.body, [(tvm.tirx.For, lambda loop: nest if loop.loop_var.same_as(top)
+                         else loop)]))
+
+
+def _transposing_padding(function: Any) -> tuple[str, list[int]] | None:
+    """The name of a block filling a padded buffer in a loop nest of its own at the root,
+    from a function parameter read in another order of its iteration variables, with that
+    order (axis of the block's variables, outermost first), if the input's order puts a
+    longer axis innermost; else None."""
+    for realize, path in _realizes(function):
+        block = realize.block
+        store = block.body
+        if (not path or not isinstance(store, tvm.tirx.BufferStore)
+                or not _only_child(path, realize)):
+            continue
+        inside = _padding_condition(store.value)
+        if inside is None or not all(isinstance(i, tvm.tirx.Var) for i in store.indices):
+            continue
+        variables = [iter_var.var for iter_var in block.iter_vars]
+        if [index for index in store.indices] != variables:
+            continue
+        reads: list[Any] = []
+        tvm_ffi.structural_walk(store.value.args[1], [(tvm.ir.expr.TensorLoad, reads.append)])
+        for read in reads:
+            if not any(read.source.same_as(parameter) for parameter in function.params):
+                continue
+            order = []
+            for index in read.indices:
+                used = [v for v in _variables(index) if any(v.same_as(w) for w in variables)]
+                if len(used) != 1:
+                    break
+                order.append(next(a for a, w in enumerate(variables) if w.same_as(used[0])))
+            if (sorted(order) == list(range(len(variables))) and order != sorted(order)
+                    and int(block.iter_vars[order[-1]].dom.extent)
+                    > int(block.iter_vars[-1].dom.extent)):
+                return block.name_hint, order
+    return None
+
+
+def _realizes(function: Any) -> list[tuple[Any, list[Any]]]:
+    """Every SBlockRealize of ``function`` below its root, with the loops around it."""
+    loops: list[Any] = []
+    realizes: list[tuple[Any, list[Any]]] = []
+
+    def visit_loop(loop: Any, visitor: Any) -> None:
+        loops.append(loop)
+        visitor.default_visit(loop)
+        loops.pop()
+
+    def visit_realize(realize: Any, visitor: Any) -> None:
+        realizes.append((realize, list(loops)))
+        visitor.default_visit(realize)
+
+    tvm_ffi.structural_visit(function.body, [(tvm.tirx.For, visit_loop),
+                                             (tvm.s_tir.SBlockRealize, visit_realize)])
+    return realizes[1:] if realizes and not realizes[0][1] else realizes
+
+
+def _only_child(path: Sequence[Any], realize: Any) -> bool:
+    """Whether ``path``'s loops hold nothing but each other and ``realize``."""
+    return all(inner.same_as(outer.body) for outer, inner in
+               zip(path, [*path[1:], realize], strict=True))
 
 
 _COMM_REDUCE = 2  # an SBlock iteration variable's kind: a reduction
@@ -1200,20 +1305,7 @@ def skip_padding_taps_in(function: Any) -> Any:
     the tuner times (see :func:`epilogue_in_tile`) and seeding gives existing records a
     skipping twin (see :func:`seed_database`).
     """
-    loops: list[Any] = []
-    realizes: list[tuple[Any, list[Any]]] = []
-
-    def visit_loop(loop: Any, visitor: Any) -> None:
-        loops.append(loop)
-        visitor.default_visit(loop)
-        loops.pop()
-
-    def visit_realize(realize: Any, visitor: Any) -> None:
-        realizes.append((realize, list(loops)))
-        visitor.default_visit(realize)
-
-    tvm_ffi.structural_visit(function.body, [(tvm.tirx.For, visit_loop),
-                                             (tvm.s_tir.SBlockRealize, visit_realize)])
+    realizes = _realizes(function)
     padded = _padded_buffers(realize.block for realize, _ in realizes)
     analyzer = tvm.sym.Analyzer()
     guards: dict[Any, list[Any]] = collections.defaultdict(list)
@@ -1427,7 +1519,7 @@ def tuned_module(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_targe
                                         relax.transform.FoldConstant(),
                                         relax.transform.CanonicalizeBindings(),
                                         relax.transform.DeadCodeElimination()])(mod)
-    return skip_padding_taps(mod)
+    return after_scheduling(mod)
 
 
 def _scheduled(mod: Any, tvm_target: Any, databases: Sequence[Path]) -> Any:
