@@ -1232,12 +1232,10 @@ def _transposing_padding(function: Any) -> tuple[str, list[int]] | None:
         if (not path or not isinstance(store, tvm.tirx.BufferStore)
                 or not _only_child(path, realize)):
             continue
-        inside = _padding_condition(store.value)
-        if inside is None or not all(isinstance(i, tvm.tirx.Var) for i in store.indices):
-            continue
         variables = [iter_var.var for iter_var in block.iter_vars]
-        if [index for index in store.indices] != variables:
-            continue
+        if (_padding_condition(store.value) is None or len(store.indices) != len(variables)
+                or not all(i.same_as(v) for i, v in zip(store.indices, variables, strict=True))):
+            continue  # not a padding written at the block's own variables, in their order
         reads: list[Any] = []
         tvm_ffi.structural_walk(store.value.args[1], [(tvm.ir.expr.TensorLoad, reads.append)])
         for read in reads:
