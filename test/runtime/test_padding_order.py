@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +11,6 @@ import tvm
 from tvm import s_tir
 
 from edge_perception.runtime.tvm_engine import (
-    CompileTarget,
-    ModelStore,
-    _lowered,
     _realizes,
     inline_prologue,
     padding_in_input_order_in,
@@ -24,16 +20,12 @@ from .test_tuning_space import _random_arguments, _run
 
 
 @pytest.fixture(scope='module')
-def classifier_stem(repo_root: Path) -> Any:
+def classifier_stem(classifier_functions: dict[str, Any]) -> Any:
     """The sign classifier quarter's first convolution with the input's preparation inlined
     into its padding, a pass of its own at the root: the NCHW input (1, 3, 32, 32) read into
     a channels-last padded buffer (1, 34, 34, 3)."""
-    store = ModelStore.of(repo_root / 'model_zoo')
-    target = tvm.target.Target(CompileTarget('cpu').spec())
-    module = _lowered(store.static_onnx('sign_classifier', 'quarter', 1),
-                      store.input_shape('sign_classifier', 1), target)
-    schedule = s_tir.Schedule(module['fused_multiply_subtract_transpose_conv2d_add_relu1']
-                              .with_attr('global_symbol', 'main'))
+    schedule = s_tir.Schedule(
+        classifier_functions['fused_multiply_subtract_transpose_conv2d_add_relu1'])
     inline_prologue(schedule)
     return schedule.mod['main']
 

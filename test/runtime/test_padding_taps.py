@@ -31,14 +31,10 @@ from .test_tuning_space import _run
 
 
 @pytest.fixture(scope='module')
-def classifier_convolution(repo_root: Path) -> Any:
+def classifier_convolution(classifier_functions: dict[str, Any]) -> Any:
     """The sign classifier quarter's 4->8 convolution (padding 1, with bias and ReLU) as
     tuning sees it, unscheduled."""
-    store = ModelStore.of(repo_root / 'model_zoo')
-    target = tvm.target.Target(CompileTarget('cpu').spec())
-    module = _lowered(store.static_onnx('sign_classifier', 'quarter', 1),
-                      store.input_shape('sign_classifier', 1), target)
-    return module['fused_conv2d1_add1_relu11'].with_attr('global_symbol', 'main')
+    return classifier_functions['fused_conv2d1_add1_relu11']
 
 
 def _guards(function: Any) -> list[Any]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
@@ -14,23 +12,9 @@ from tvm.s_tir import meta_schedule as ms
 from edge_perception.runtime.tvm_engine import (
     SKIP_PADDING_TAPS,
     CompileTarget,
-    ModelStore,
-    _lowered,
     cpu_design_space,
     epilogue_in_tile,
 )
-
-
-@pytest.fixture(scope='module')
-def classifier_functions(repo_root: Path) -> dict[str, Any]:
-    """The sign classifier quarter's TIR functions by name, as tuning sees them."""
-    store = ModelStore.of(repo_root / 'model_zoo')
-    target = tvm.target.Target(CompileTarget('cpu').spec())
-    module = _lowered(store.static_onnx('sign_classifier', 'quarter', 1),
-                      store.input_shape('sign_classifier', 1), target)
-    return {var.name_hint: function.with_attr('global_symbol', 'main')
-            for var, function in module.functions_items()
-            if isinstance(function, tvm.tirx.PrimFunc)}
 
 
 def _run(function: Any, arguments: list[np.ndarray]) -> np.ndarray:
