@@ -111,12 +111,17 @@ class DetectionCollector(Node):
         self.frames: Counter[str] = Counter()
         self.results = {task.name: TaskResult(task) for task in config.tasks}
         self._lock = threading.Lock()
+        self.outputs = []
         for task in config.tasks:
             kind = PIPELINES[task.pipeline].output_kind
-            self.create_subscription(
+            self.outputs.append(self.create_subscription(
                 self.adapter.detections_type(kind), task.output_topic,
                 lambda msg, info, task=task, kind=kind: self._on_output(task, kind, msg, info),
-                50)
+                50))
+
+    def connected(self) -> bool:
+        """Whether every task's output publisher has been matched."""
+        return all(output.get_publisher_count() > 0 for output in self.outputs)
 
     def on_image(self, played: PlayedImage) -> None:
         """Player callback (player thread): remember when each frame was sent."""
@@ -163,8 +168,11 @@ def drive(config: PerceptionConfig, *, spin: Callable[[], None], context: Contex
     threading.Thread(target=side.spin, daemon=True).start()
     try:
         inputs = {t.input_topic for t in config.tasks}
-        while any(publisher.get_subscription_count() == 0
-                  for topic, publisher in player.publishers.items() if topic in inputs):
+        # Both ways matched before the first frame: a demo right after the models were built
+        # lost the first two outputs to a collector not yet matched with their publishers.
+        while not collector.connected() or any(
+                publisher.get_subscription_count() == 0
+                for topic, publisher in player.publishers.items() if topic in inputs):
             spin()
         threading.Thread(target=player.play, daemon=True).start()
         while not player.done.is_set():
