@@ -1593,9 +1593,12 @@ class ModelStore:
 
     def borrowed_database(self, model: str, variant: str, *, batch: int,
                           target: CompileTarget) -> Path | None:
-        """The fullest database of this model file, batch and layout tuned on this CPU for
-        another number of cores, else on another CPU (or GPU) of the same kind for
-        ``target``'s; None where there is none.
+        """The database of this model file, batch and layout that fills in for ``target``'s:
+        where it has no records, the fullest one tuned on this CPU for another number of
+        cores, else on another CPU (or GPU) of the same kind for ``target``'s; where it has
+        some, the other way round (its gaps, the functions a focused run left, were filled
+        from another CPU's records for its cores before there were others); None where
+        there is none.
 
         A schedule's register tile and loop order, most of its speed, are the CPU's; the
         cores change how its outer loops are shared out. Measured on the znver5 with two
@@ -1604,7 +1607,8 @@ class ModelStore:
         classifier full 1.88 ms untuned, 0.026 ms with its one-core records.
         """
         own = self.tuning_database(model, variant, batch=batch, target=target)
-        for pattern in (target.tag(cores='*'), target.tag(cpu='*')):
+        patterns = [target.tag(cores='*'), target.tag(cpu='*')]
+        for pattern in patterns[::-1] if tuning_records(own) else patterns:
             records = {db: tuning_records(db) for db in
                        (self.manifest.root / TUNING_DIR).glob(f'{pattern}/{own.name}')
                        if db != own}

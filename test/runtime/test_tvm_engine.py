@@ -219,6 +219,11 @@ def test_more_threads_borrow_this_cpus_records_for_other_cores_first(
     shutil.copytree(elsewhere, this_cpu_one)
     assert store.applied_databases('sign_classifier', 'half', batch=1,
                                    target=two) == [this_cpu_one]
+    # Once the target has records of its own, another CPU's for its cores fill its gaps.
+    shutil.copytree(elsewhere, store.tuning_database('sign_classifier', 'half', batch=1,
+                                                     target=two))
+    assert store.borrowed_database('sign_classifier', 'half', batch=1,
+                                   target=two) == other_cpu_two
     engine = store.engine('sign_classifier', 'half', threads=2)
     inputs = realistic_input(engine.input_shape, seed=7)
     reference = onnxruntime.InferenceSession(
