@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge_perception.core.config import ConfigError, default_config_path
 from edge_perception.monitor.timeline import TimelineError
@@ -14,7 +14,8 @@ from edge_perception.ros.bag_errors import BagError
 from edge_perception.runtime.manifest import ModelLoadError
 
 if TYPE_CHECKING:
-    from edge_perception.runtime.tvm_engine import ModelStore
+    from edge_perception.runtime.tvm.target import CpuTarget
+    from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ZOO = SOURCE_ROOT / 'model_zoo'
@@ -124,29 +125,65 @@ def _build_models(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edge_perception.core.config import load_config
-    from edge_perception.runtime.tvm_engine import CompileTarget, cuda_available
+    from edge_perception.runtime.tvm.target import host_target
+    from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, cuda_available
 
     config = load_config(args.config)
     store = _model_store(config.model_dir)
+    if args.out is not None:
+        store = ModelStore(store.manifest, cache_dir=args.out)
+    cpu = args.target or host_target()
+    cross = not cpu.runs_here()
     lanes = {lane.name: lane for lane in config.lanes}
     jobs = sorted({
         (model, variant, batch, lanes[task.lane].device, lanes[task.lane].threads)
         for task in config.tasks for model in task.models for variant in task.variants
         for batch in args.batch
     })
-    for model, variant, batch, device, threads in tqdm(jobs, desc='building TVM modules'):
-        if device == 'cuda' and not cuda_available():
-            device = 'cpu'  # same fallback as the lanes: build what will actually run
-        target = CompileTarget(device=device, num_cores=threads)
+    for model, variant, batch, device, threads in tqdm(jobs, desc=f'building for {cpu.name}'):
+        if device == 'cuda' and (cross or not cuda_available()):
+            device = 'cpu'  # the lanes' fallback; a board builds its CUDA modules itself
+        target = CompileTarget(device=device, num_cores=threads, cpu=cpu)
         store.build(model, variant, batch=store.compiled_batch(batch, device), target=target)
-    print(f'{len(jobs)} modules ready in {store.cache_dir}')
+    print(f'{len(jobs)} modules for {cpu.triple} {cpu.mcpu} ready in {store.cache_dir}')
+    if cross:
+        print(f'copy them into the cache of the {cpu.arch} machine '
+              '(~/.cache/edge_perception/tvm, or $EDGE_PERCEPTION_CACHE)')
     return 0
+
+
+def _target(text: str) -> CpuTarget:
+    """argparse type of --target: a CPU target, or a usage error that names the choices."""
+    from edge_perception.runtime.tvm.target import TargetError, parse_target
+
+    try:
+        return parse_target(text)
+    except TargetError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{value} is not positive')
+    return value
 
 
 def _add_build_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser('build-models', help='compile every configured model with TVM')
     parser.add_argument('--config', type=Path, default=default_config_path())
-    parser.add_argument('--batch', type=int, nargs='+', default=[1], help='batch sizes')
+    parser.add_argument('--batch', type=_positive_int, nargs='+', default=[1],
+                        help='batch sizes')
+    parser.add_argument('--target', type=_target, default=None, metavar='TARGET',
+                        help='CPU to build for: host (default), a board (aarch64-jetson-orin, '
+                             'aarch64-jetson-xavier, aarch64-jetson-nano, aarch64-raspberry-pi-5'
+                             ', ...) or ARCH:CPU (e.g. aarch64:cortex-a72); another '
+                             'architecture cross-compiles (gcc-aarch64-linux-gnu or ziglang)')
+    parser.add_argument('--out', type=Path, default=None, metavar='DIR',
+                        help='where the libraries go (default: the cache the nodes load from)')
     parser.set_defaults(run=_build_models)
 
 
@@ -260,7 +297,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from edge_perception.runtime.tvm_engine import CompileTarget, tuning_records
+    from edge_perception.runtime.tvm_engine import CompileTarget
 
     missing = [name for name in TUNE_EXTRA if importlib.util.find_spec(name) is None]
     if missing:
@@ -269,6 +306,13 @@ def _tune(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
+    # A new CPU only times records and ranks them unless asked for trials too.
+    args = argparse.Namespace(**{
+        **vars(args), 'trials': (0 if args.new_cpu else 128) if args.trials is None
+        else args.trials, 'rank': args.rank or (4 if args.new_cpu else None)})
+    if args.trials < 0:
+        print('edge-perception tune: --trials N needs N >= 0', file=sys.stderr)
+        return 2
     if args.device == 'cpu' and args.batch != [1]:
         print('edge-perception tune: CPU builds are batch 1 (a batch runs sample by sample '
               'through them); --batch N > 1 is for --device cuda', file=sys.stderr)
@@ -283,54 +327,71 @@ def _tune(args: argparse.Namespace) -> int:
         return 2
     store = _model_store(args.zoo)
     target = CompileTarget(device=args.device, num_cores=args.threads)
-    jobs = [(model, variant, batch) for model in args.models for variant in args.variants
-            for batch in args.batch]
-    with tqdm(total=len(jobs) * args.trials, desc=f'tuning for {target.tag()}',
-              unit='trial', disable=not args.trials) as progress:
+    # A new CPU: every committed model, each function started from another CPU's best
+    # records timed here, then the records that run fastest in the whole model kept.
+    models = list(store.manifest.models) if args.new_cpu else args.models
+    variants = list(VARIANTS) if args.new_cpu else args.variants
+    jobs = [(model, variant, batch) for model in models for variant in variants
+            if variant in store.manifest.models[model].variants for batch in args.batch]
+    unit, per_job = ('trial', args.trials) if args.trials else ('model', 1)
+    with tqdm(total=len(jobs) * per_job, desc=f'tuning for {target.tag()}',
+              unit=unit) as progress:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
-            database = store.tuning_database(model, variant, batch=batch, target=target)
-            held = tuning_records(database)
-            # An empty database starts from another CPU's; one with records seeds only the
-            # functions it lacks from its own (a convolution with its input's preparation),
-            # and records skipping the padding's taps where a convolution has none.
-            source = None if not args.seed else (
-                database if held else
-                store.borrowed_database(model, variant, batch=batch, target=target))
-            if source is not None:
-                with tqdm(desc=f'{model}/{variant} b{batch}: timing {source.parent.name} '
-                               'records here', unit='record', leave=False) as measured:
-
-                    def timed(done: int, total: int) -> None:
-                        measured.total = total
-                        measured.update(done - measured.n)
-
-                    records = store.seed(model, variant, batch=batch, target=target,
-                                         source=source, per_function=args.seed,
-                                         on_measured=timed)
-                if records > held:
-                    tqdm.write(f'{model}/{variant} batch {batch}: {records - held} records '
-                               f'from {source.parent.name}/{source.name}, timed here, '
-                               f'in {database}')
-            tuned_from = tuning_records(database) if args.trials else args.since
-            if args.trials:
-                try:
-                    records = store.tune(model, variant, batch=batch, target=target,
-                                         trials=args.trials, on_trials=progress.update,
-                                         focus=args.focus, functions=args.functions)
-                except ValueError as error:  # a function name the model does not have
-                    print(f'edge-perception tune: {model}/{variant}: {error}', file=sys.stderr)
-                    return 2
-                tqdm.write(f'{model}/{variant} batch {batch}: {records} records in {database}')
-            if args.rank:
-                with tqdm(desc=f'{model}/{variant} b{batch}: ranking in the model',
-                          unit='build', leave=False) as builds:
-                    report = store.rank_in_model(model, variant, batch=batch, target=target,
-                                                 candidates=args.rank, on_build=builds.update,
-                                                 tuned_from=tuned_from)
-                for line in report:
-                    tqdm.write(f'  {line}')
+            _tune_one(args, store, target, (model, variant, batch), progress)
+            if not args.trials:
+                progress.update(1)
     return 0
+
+
+def _tune_one(args: argparse.Namespace, store: ModelStore, target: CompileTarget,
+              job: tuple[str, str, int], progress: Any) -> None:
+    """Seed, tune and rank one model variant's database as ``args`` say."""
+    from tqdm import tqdm
+
+    from edge_perception.runtime.tvm_engine import tuning_records
+
+    model, variant, batch = job
+    database = store.tuning_database(model, variant, batch=batch, target=target)
+    held = tuning_records(database)
+    # An empty database starts from another CPU's (of another architecture only for a new
+    # CPU); one with records seeds only the functions it lacks from its own (a convolution
+    # with its input's preparation), and records skipping the padding's taps where a
+    # convolution has none.
+    source = None if not args.seed else (
+        database if held else
+        store.borrowed_database(model, variant, batch=batch, target=target,
+                                any_arch=args.new_cpu))
+    if source is not None:
+        with tqdm(desc=f'{model}/{variant} b{batch}: timing {source.parent.name} '
+                       'records here', unit='record', leave=False) as measured:
+
+            def timed(done: int, total: int) -> None:
+                measured.total = total
+                measured.update(done - measured.n)
+
+            records = store.seed(model, variant, batch=batch, target=target, source=source,
+                                 per_function=args.seed, on_measured=timed)
+        if records > held:
+            tqdm.write(f'{model}/{variant} batch {batch}: {records - held} records '
+                       f'from {source.parent.name}/{source.name}, timed here, in {database}')
+    tuned_from = tuning_records(database) if args.trials else args.since
+    if args.trials:
+        try:
+            records = store.tune(model, variant, batch=batch, target=target,
+                                 trials=args.trials, on_trials=progress.update,
+                                 focus=args.focus, functions=args.functions)
+        except ValueError as error:  # a function name the model does not have
+            raise ModelLoadError(f'{model}/{variant}: {error}') from None
+        tqdm.write(f'{model}/{variant} batch {batch}: {records} records in {database}')
+    if args.rank:
+        with tqdm(desc=f'{model}/{variant} b{batch}: ranking in the model',
+                  unit='build', leave=False) as builds:
+            report = store.rank_in_model(model, variant, batch=batch, target=target,
+                                         candidates=args.rank, on_build=builds.update,
+                                         tuned_from=tuned_from)
+        for line in report:
+            tqdm.write(f'  {line}')
 
 
 def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -343,8 +404,9 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help='batch sizes (cuda; CPU builds are batch 1)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--threads', type=int, default=1, help='lane threads (num-cores)')
-    parser.add_argument('--trials', type=int, default=128,
-                        help='trial budget per model variant and batch; reruns add to it')
+    parser.add_argument('--trials', type=int, default=None,
+                        help='trial budget per model variant and batch; reruns add to it '
+                             '(default 128; 0 with --new-cpu)')
     which = parser.add_mutually_exclusive_group()
     which.add_argument('--focus', type=int, default=None, metavar='K',
                        help='tune only the K functions furthest from the best speed '
@@ -365,6 +427,12 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                              'each convolution whose records all multiply its zero padding '
                              'gets K of its best again, skipping those taps, timed here (0: '
                              'none of these)')
+    parser.add_argument('--new-cpu', action='store_true',
+                        help="give this CPU its own databases: every committed model's, each "
+                             "function started from another CPU's best records (--seed K), "
+                             'timed here, then ranked in the model (--rank, default 4); with '
+                             'no other CPU of this architecture, from any other; add --trials '
+                             'N to tune further (default here: 0)')
     parser.add_argument('--since', type=int, default=None, metavar='N',
                         help="with --trials 0 --rank: the database's first N records are from "
                              "before the run being ranked; each function's best of those is "

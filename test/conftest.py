@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,31 @@ def zoo_copy(repo_root: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
-    """The model zoo with every committed database moved to a CPU that is not this one."""
+    """The model zoo with every committed database moved to a CPU that is not this one, of
+    this machine's architecture."""
+    from edge_perception.runtime.tvm_engine import CompileTarget
+
     tuning = zoo_copy / 'tuning'
+    arch = CompileTarget('cpu').cpu.arch
     for index, committed in enumerate(sorted(tuning.glob('llvm-*'))):
-        _, _, cores_and_lowering = committed.name.split('-', 2)  # llvm-<cpu>-c<n>-<lowering>
-        committed.rename(tuning / f'llvm-elsewhere{index}-{cores_and_lowering}')
+        cores_and_lowering = re.search(r'-(c\d+-.*)$', committed.name)
+        assert cores_and_lowering is not None, committed.name
+        committed.rename(tuning / f'llvm-{arch}-elsewhere{index}-{cores_and_lowering[1]}')
+    return zoo_copy
+
+
+@pytest.fixture
+def zoo_tuned_here(zoo_copy: Path) -> Path:
+    """The model zoo with the reference CPU's one-core databases (see
+    runtime/conftest.py) as this CPU's own, whatever CPU runs the tests, and no other."""
+    from edge_perception.runtime.tvm_engine import LOWERING, CompileTarget
+
+    tuning = zoo_copy / 'tuning'
+    staged = zoo_copy / 'reference-databases'
+    (tuning / f'llvm-x86_64-znver5-c1-{LOWERING}').rename(staged)
+    shutil.rmtree(tuning)
+    tuning.mkdir()
+    staged.rename(tuning / CompileTarget('cpu').tag())
     return zoo_copy
 
 

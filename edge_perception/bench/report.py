@@ -53,12 +53,15 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    from edge_perception.runtime.tvm_engine import cuda_available, host_cpu
+    from edge_perception.runtime.tvm.target import host_target
+    from edge_perception.runtime.tvm_engine import cuda_available
 
     versions = ', '.join(f'{name} {metadata.version(name)}'
                          for name in ('apache-tvm', 'onnxruntime', 'numpy'))
     gpu = 'CUDA device present' if cuda_available() else 'no GPU'
-    return (f'{cpu} (LLVM mcpu {host_cpu()}), {len(os.sched_getaffinity(0))} cores usable, '
+    host = host_target()
+    llvm = ' '.join([host.triple, host.mcpu, *host.mattr])
+    return (f'{cpu} (LLVM {llvm}), {len(os.sched_getaffinity(0))} cores usable, '
             f'{gpu}; Python {sys.version.split()[0]}, {versions}')
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,12 @@ from edge_perception.runtime.model_split import (
     shape_of,
     sub_model,
     with_static_input,
+)
+from edge_perception.runtime.tvm.target import (
+    CpuTarget,
+    check_runs_here,
+    host_target,
+    library_compiler,
 )
 from edge_perception.tasks.detector_decoding import INPUT_ALIGNMENT
 
@@ -62,6 +68,8 @@ _CONV_UPDATE = 'conv2d_nhwc_update'  # the accumulation, once split from its ini
 CPU_VM_EXEC = 'compiled'
 # Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
 TUNING_DIR = 'tuning'
+# What `tune --new-cpu` costs, said where a CPU borrows: measured on a 2-core Xeon.
+NEW_CPU_TUNING_TIME = 'about 15 minutes on 2 cores'
 
 _log = logging.getLogger(__name__)
 
@@ -100,12 +108,6 @@ def cuda_available() -> bool:
         return False
 
 
-def host_cpu() -> str:
-    """LLVM's name for this CPU (e.g. 'znver5'), or 'generic' when LLVM does not know it."""
-    cpu = str(tvm.target.codegen.llvm_get_system_cpu())
-    return cpu if tvm.target.codegen.llvm_is_valid_cpu(cpu, 'x86_64-linux-gnu') else 'generic'
-
-
 def _cuda_device_attributes() -> dict[str, Any]:
     """The GPU's architecture and limits, read from device 0: MetaSchedule's thread binding
     and dlight's rules refuse a CUDA target that does not state them."""
@@ -120,14 +122,15 @@ def _cuda_device_attributes() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CompileTarget:
-    """Where a lane runs its models: 'cpu' (LLVM, ``num_cores`` threads) or 'cuda'."""
+    """Where a lane runs its models: 'cpu' (LLVM, ``num_cores`` threads) or 'cuda', on the
+    CPU ``cpu`` (this machine's unless a cross build names another)."""
 
     device: str
     num_cores: int = 1
+    cpu: CpuTarget = field(default_factory=host_target)
 
     def spec(self) -> dict[str, Any]:
-        host = {'kind': 'llvm', 'mtriple': 'x86_64-linux-gnu', 'mcpu': host_cpu(),
-                'num-cores': self.num_cores}
+        host = self.cpu.llvm(self.num_cores)
         if self.device == 'cuda':
             return {**_cuda_device_attributes(), 'host': host}
         if self.device == 'cpu':
@@ -142,13 +145,15 @@ class CompileTarget:
         return json.dumps(self.spec(), sort_keys=True)
 
     def tag(self, *, cpu: str | None = None, cores: str | None = None) -> str:
-        """Folder name for this target's tuning databases, e.g. 'llvm-znver5-c1-nhwc';
-        ``cpu`` replaces the host's CPU (or GPU architecture) name and ``cores`` the number
-        of cores, e.g. '*' for a glob."""
+        """Folder name for this target's tuning databases, e.g.
+        'llvm-x86_64-znver5-c1-nhwc-...'; ``cpu`` replaces the CPU (or GPU architecture)
+        name and ``cores`` the number of cores, e.g. '*' for a glob. Only CPUs of one
+        architecture share records."""
         if self.device == 'cuda':
             arch = tvm.cuda(0).compute_version if cuda_available() else 'unknown'
             return f'cuda-sm{cpu or arch.replace(".", "")}'
-        return f'llvm-{cpu or host_cpu()}-c{cores or self.num_cores}-{LOWERING}'
+        return (f'llvm-{self.cpu.arch}-{cpu or self.cpu.name}-c{cores or self.num_cores}'
+                f'-{LOWERING}')
 
 
 class TvmEngine:
@@ -165,6 +170,7 @@ class TvmEngine:
         expected = _read_sidecar(library)
         if file_sha256(library) != expected:
             raise ModelLoadError(f'Compiled library {library} does not match its SHA-256 record')
+        check_runs_here(library)
         try:
             executable = tvm.runtime.load_module(str(library))
         except Exception as err:
@@ -1487,7 +1493,7 @@ def compile_onnx(model: onnx.ModelProto, library: Path, *, input_shape: tuple[in
     executable = relax.build(mod, tvm_target, exec_mode=exec_mode)
     library.parent.mkdir(parents=True, exist_ok=True)
     partial = library.with_name(f'.{library.name}.{os.getpid()}.tmp.so')
-    executable.export_library(str(partial))
+    executable.export_library(str(partial), fcompile=library_compiler(target.cpu))
     _sidecar(library).write_text(file_sha256(partial) + '\n', encoding='utf-8')
     partial.replace(library)  # atomic: concurrent builders never see a half-written library
 
@@ -1547,7 +1553,7 @@ class ModelStore:
         self._engines: dict[tuple[str, str, int, str, int, str, Part | None], TvmEngine] = {}
         self._static: dict[tuple[str, str, int], onnx.ModelProto] = {}
         self._lock = threading.Lock()
-        self._warned: set[tuple[str, str, int, CompileTarget]] = set()  # once each
+        self._warned: set[tuple[str, str | None]] = set()  # (target, source): once each
 
     def tuning_database(self, model: str, variant: str, *, batch: int,
                         target: CompileTarget) -> Path:
@@ -1574,31 +1580,43 @@ class ModelStore:
         has_own = tuning_records(own) > 0
         if has_own and borrowed is not None and tuned_workloads(own) >= tuned_workloads(borrowed):
             borrowed = None  # nothing to fill in
-        key = (model, variant, batch, target)
-        if key not in self._warned and (borrowed is not None or not has_own):
-            self._warned.add(key)
-            where = (f'--device cuda --batch {batch}' if target.device == 'cuda'
-                     else f'--threads {target.num_cores}')
-            command = f'edge-perception tune --models {model} --variants {variant} {where}'
-            if borrowed is not None:
-                _log.warning('%s/%s batch %d: %s schedules from the database tuned for %s '
-                             '(`%s` gives %s its own)', model, variant, batch,
-                             'missing' if has_own else 'all', borrowed.parent.name, command,
-                             target.tag())
-            else:  # e.g. a CPU kind none was tuned on: the detector full takes 167 ms, not 1.9
-                _log.warning('%s/%s batch %d: no tuning records for %s; untuned builds run '
-                             '3-100x slower (`%s` tunes it)', model, variant, batch,
-                             target.tag(), command)
+        self._say_once_what_this_target_lacks(target, borrowed, has_own)
         return [*([own] if has_own else []), *([borrowed] if borrowed is not None else [])]
 
+    def _say_once_what_this_target_lacks(self, target: CompileTarget, borrowed: Path | None,
+                                         has_own: bool) -> None:
+        """One log line per target and source: what its builds borrow (or that they are
+        untuned) and the command that gives it a database of its own."""
+        key = (target.tag(), None if borrowed is None else borrowed.parent.name)
+        if key in self._warned or (has_own and borrowed is None):
+            return
+        self._warned.add(key)
+        if target.device == 'cuda':
+            command = 'edge-perception tune --device cuda'
+        else:
+            command = 'edge-perception tune --new-cpu' + (
+                f' --threads {target.num_cores}' if target.num_cores != 1 else '')
+        where = 'here' if target.cpu.runs_here() else f'on the {target.cpu.arch} machine'
+        fix = f'`{command}` {where} gives it its own'
+        if borrowed is not None and has_own:
+            _log.warning('%s: schedules its database lacks come from %s (%s)', target.tag(),
+                         borrowed.parent.name, fix)
+        elif borrowed is not None:
+            _log.warning('%s has no tuning database: builds borrow %s (%s, %s)',
+                         target.tag(), borrowed.parent.name, fix, NEW_CPU_TUNING_TIME)
+        else:  # e.g. a CPU kind none was tuned on: the detector full takes 167 ms, not 1.9
+            _log.warning('%s has no tuning database: untuned builds run 3-100x slower (%s)',
+                         target.tag(), fix)
+
     def borrowed_database(self, model: str, variant: str, *, batch: int,
-                          target: CompileTarget) -> Path | None:
+                          target: CompileTarget, any_arch: bool = False) -> Path | None:
         """The database of this model file, batch and layout that fills in for ``target``'s:
         where it has no records, the fullest one tuned on this CPU for another number of
         cores, else on another CPU (or GPU) of the same kind for ``target``'s; where it has
         some, the other way round (its gaps, the functions a focused run left, were filled
-        from another CPU's records for its cores before there were others); None where
-        there is none.
+        from another CPU's records for its cores before there were others); with
+        ``any_arch``, last a CPU of another architecture (to seed from: its records are timed
+        here); None where there is none.
 
         A schedule's register tile and loop order, most of its speed, are the CPU's; the
         cores change how its outer loops are shared out. Measured on the znver5 with two
@@ -1608,7 +1626,11 @@ class ModelStore:
         """
         own = self.tuning_database(model, variant, batch=batch, target=target)
         patterns = [target.tag(cores='*'), target.tag(cpu='*')]
-        for pattern in patterns[::-1] if tuning_records(own) else patterns:
+        if tuning_records(own):
+            patterns.reverse()
+        if any_arch and target.device == 'cpu':
+            patterns.append(f'llvm-*-c{target.num_cores}-{LOWERING}')
+        for pattern in patterns:
             records = {db: tuning_records(db) for db in
                        (self.manifest.root / TUNING_DIR).glob(f'{pattern}/{own.name}')
                        if db != own}

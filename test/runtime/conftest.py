@@ -8,7 +8,18 @@ from typing import Any
 import pytest
 import tvm
 
+from edge_perception.runtime.tvm.target import CpuTarget
 from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, _lowered
+
+# The CPU whose committed databases the tests read, whatever CPU runs them: the fullest
+# (the input's preparation fused into the stem, records that skip the padding's taps).
+REFERENCE_CPU = CpuTarget('x86_64', 'znver5', 'znver5')
+
+
+def committed_database(store: ModelStore, model: str, variant: str) -> Path:
+    """The reference CPU's one-core database of ``model``/``variant`` in ``store``."""
+    return store.tuning_database(model, variant, batch=1,
+                                 target=CompileTarget('cpu', 1, REFERENCE_CPU))
 
 
 @pytest.fixture(scope='session')

@@ -122,10 +122,10 @@ def test_skipped_taps_are_the_padding_and_outputs_stay_identical(
 
 
 def test_seeding_gives_each_convolution_records_that_skip_its_padding_taps_timed_here(
-        zoo_copy: Path, tmp_path: Path) -> None:
+        zoo_tuned_here: Path, tmp_path: Path) -> None:
     cpu = CompileTarget('cpu')
-    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
-    database = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)[0]
+    store = ModelStore(Manifest.load(zoo_tuned_here), cache_dir=tmp_path / 'cache')
+    database = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
     model, shape = store.static_onnx('sign_classifier', 'quarter', 1), (1, 3, 32, 32)
     records = database / 'database_tuning_record.json'
     # The database as it was before schedules could skip the padding's taps.

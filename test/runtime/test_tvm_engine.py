@@ -241,8 +241,25 @@ def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
             assert store.applied_databases('detector', 'half', batch=1,
                                            target=three_threads) == []
     [warning] = [r.getMessage() for r in caplog.records]
-    assert warning.startswith('detector/half batch 1: no tuning records for llvm-')
-    assert '`edge-perception tune --models detector --variants half --threads 3`' in warning
+    assert warning.startswith(f'{three_threads.tag()} has no tuning database: untuned builds')
+    assert '(`edge-perception tune --new-cpu --threads 3` here gives it its own)' in warning
+
+
+def test_a_new_cpu_is_told_once_what_it_borrows_and_how_to_get_its_own(
+        zoo_tuned_elsewhere: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path)
+    target = CompileTarget('cpu')
+    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
+        borrowed = {store.applied_databases(model, variant, batch=1, target=target)[0].parent
+                    for _ in range(2) for model in ('detector', 'sign_classifier')
+                    for variant in ('full', 'half', 'quarter')}
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == len(borrowed)  # one line per database folder borrowed from
+    for line in lines:
+        assert line.startswith(f'{target.tag()} has no tuning database: builds borrow ')
+        assert '(`edge-perception tune --new-cpu` here gives it its own, about ' in line
+    assert {line.split('builds borrow ')[1].split(' ')[0] for line in lines} == {
+        folder.name for folder in borrowed}
 
 
 def _assert_classifier_matches_onnxruntime(store: ModelStore, variant: str, seed: int) -> None:

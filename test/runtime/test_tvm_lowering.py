@@ -41,6 +41,8 @@ from edge_perception.runtime.tvm_engine import (
     tuned_module,
 )
 
+from .conftest import committed_database
+
 
 def _sigmoid_module(length: int) -> tvm.IRModule:
     builder = relax.BlockBuilder()
@@ -72,7 +74,7 @@ def _costs_with_records_of(workloads: int, repo_root: Path, tmp_path: Path
     (a database copy), its tuning tasks by name, and each task's ranking cost."""
     store = ModelStore.of(repo_root / 'model_zoo')
     cpu = CompileTarget('cpu')
-    committed = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
+    committed = committed_database(store, 'sign_classifier', 'quarter')
     records = [json.loads(line) for line in
                (committed / 'database_tuning_record.json').read_text().splitlines()]
     kept = list(dict.fromkeys(record[0] for record in records))[:workloads]
@@ -135,8 +137,7 @@ def _slow_records_timed_fast(repo_root: Path, tmp_path: Path, factors: Sequence[
     record's: (lines before, number of the best, workload, function name, lines with the
     copies, the function's share of the model then)."""
     store = ModelStore.of(repo_root / 'model_zoo')
-    committed = store.tuning_database('sign_classifier', 'quarter', batch=1,
-                                      target=CompileTarget('cpu'))
+    committed = committed_database(store, 'sign_classifier', 'quarter')
     records = [json.loads(line) for line in
                (committed / 'database_tuning_record.json').read_text().splitlines()]
     database, tasks, committed_costs = _costs_with_records_of(1000, repo_root, tmp_path)
@@ -246,7 +247,7 @@ def test_serial_loops_leave_no_parallel_loop_and_the_same_outputs(repo_root: Pat
     store = ModelStore.of(repo_root / 'model_zoo')
     cpu = CompileTarget('cpu')
     shape = store.input_shape('sign_classifier', 1)
-    databases = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)
+    databases = [committed_database(store, 'sign_classifier', 'quarter')]
     tuned = tuned_module(store.static_onnx('sign_classifier', 'quarter', 1), shape,
                          tvm.target.Target(cpu.spec()), databases)
     assert _parallel_loops(tuned) > 0
@@ -263,13 +264,11 @@ def test_serial_loops_leave_no_parallel_loop_and_the_same_outputs(repo_root: Pat
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-7)
 
 
-def test_a_database_records_its_loop_choice_and_builds_follow_it(repo_root: Path,
-                                                                 tmp_path: Path) -> None:
+def test_a_database_records_its_loop_choice_and_builds_follow_it(zoo_tuned_here: Path,
+        tmp_path: Path) -> None:
     """Ranking ends by timing the model with parallel and with serial loops and records the
     faster in the database; builds then differ (another library) and a bad record is refused."""
-    zoo = tmp_path / 'zoo'
-    shutil.copytree(repo_root / 'model_zoo', zoo)
-    store = ModelStore(Manifest.load(zoo), cache_dir=tmp_path / 'cache')
+    store = ModelStore(Manifest.load(zoo_tuned_here), cache_dir=tmp_path / 'cache')
     cpu = CompileTarget('cpu')
     database = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
     (database / 'build_options.json').unlink(missing_ok=True)
@@ -288,13 +287,11 @@ def test_a_database_records_its_loop_choice_and_builds_follow_it(repo_root: Path
         store.library_path('sign_classifier', 'quarter', batch=1, target=cpu)
 
 
-def test_a_database_records_whether_the_input_preparation_is_fused(repo_root: Path,
-                                                                    tmp_path: Path) -> None:
+def test_a_database_records_whether_the_input_preparation_is_fused(zoo_tuned_here: Path,
+        tmp_path: Path) -> None:
     """Ranking also times the model with the input's preparation fused into the first
     convolution and apart; the choice joins the loop choice, and builds follow it."""
-    zoo = tmp_path / 'zoo'
-    shutil.copytree(repo_root / 'model_zoo', zoo)
-    store = ModelStore(Manifest.load(zoo), cache_dir=tmp_path / 'cache')
+    store = ModelStore(Manifest.load(zoo_tuned_here), cache_dir=tmp_path / 'cache')
     cpu = CompileTarget('cpu')
     database = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
     (database / 'build_options.json').write_text('{"serial_loops": true}')
@@ -329,12 +326,12 @@ def _tir_functions(store: ModelStore, database: Path, *, prologue: bool = True) 
 
 
 def test_the_input_preparation_fused_into_the_first_convolution_starts_from_its_records(
-        zoo_copy: Path, tmp_path: Path) -> None:
+        zoo_tuned_here: Path, tmp_path: Path) -> None:
     """A database tuned before the preparation was fused in builds as before; seeded from its
     own records of the first convolution, the fused function is built, and correct."""
     cpu = CompileTarget('cpu')
-    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path / 'cache')
-    database = store.applied_databases('sign_classifier', 'quarter', batch=1, target=cpu)[0]
+    store = ModelStore(Manifest.load(zoo_tuned_here), cache_dir=tmp_path / 'cache')
+    database = store.tuning_database('sign_classifier', 'quarter', batch=1, target=cpu)
     target = tvm.target.Target(cpu.spec())
     model, shape = store.static_onnx('sign_classifier', 'quarter', 1), (1, 3, 32, 32)
     fused = [task.dispatched[0] for task in ms.relax_integration.extract_tasks(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_perception import cli
+from edge_perception.runtime.manifest import Manifest, ModelEntry
 from edge_perception.runtime.tvm_engine import CompileTarget, tuning_records
 
 
@@ -85,3 +86,55 @@ def test_tune_on_a_new_cpu_first_times_another_cpus_records_here(
     assert cli.main(command) == 0
     assert 'timed here' not in capsys.readouterr().out
     assert tuning_records(own) == records
+
+
+def _zoo_of_one_variant(zoo: Path, model: str, variant: str) -> Path:
+    """``zoo`` with only ``model``/``variant`` in its manifest (a quick --new-cpu run)."""
+    manifest = Manifest.load(zoo)
+    entry = manifest.models[model]
+    kept = ModelEntry(entry.input_shape, entry.classes, {variant: entry.variants[variant]})
+    Manifest(zoo, {model: kept}).save()
+    return zoo
+
+
+def test_tune_new_cpu_gives_every_committed_model_this_cpus_own_ranked_records(
+        zoo_tuned_elsewhere: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    zoo = _zoo_of_one_variant(zoo_tuned_elsewhere, 'sign_classifier', 'quarter')
+    assert cli.main(['tune', '--zoo', str(zoo), '--new-cpu', '--seed', '1', '--rank', '1']) == 0
+    said = capsys.readouterr()
+    assert ' records from llvm-' in said.out
+    assert 'loops: parallel ' in said.out  # ranked in the model, loops chosen
+    assert '1/1 [' in said.err  # the progress bar (with its ETA), one step a model
+    [own] = (zoo / 'tuning' / CompileTarget('cpu').tag()).glob('sign_classifier-quarter-b1-*')
+    assert tuning_records(own) >= 4
+    assert (own / 'build_options.json').is_file()
+
+
+def test_tune_new_cpu_starts_from_another_architecture_where_none_of_its_own_exists(
+        zoo_copy: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A first board of an architecture: its records come from another's, timed here."""
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    zoo = _zoo_of_one_variant(zoo_copy, 'sign_classifier', 'quarter')
+    tuning = zoo / 'tuning'
+    here = CompileTarget('cpu').cpu.arch
+    other = 'aarch64' if here == 'x86_64' else 'x86_64'
+    for index, committed in enumerate(sorted(tuning.glob('llvm-*'))):
+        cores_and_lowering = committed.name.split('-c', 1)[1]
+        committed.rename(tuning / f'llvm-{other}-board{index}-c{cores_and_lowering}')
+    assert cli.main(['tune', '--zoo', str(zoo), '--models', 'sign_classifier',
+                     '--variants', 'quarter', '--trials', '0', '--seed', '1']) == 0
+    assert not list(tuning.glob(f'llvm-{here}-*'))  # builds never borrow across them
+    assert cli.main(['tune', '--zoo', str(zoo), '--new-cpu', '--seed', '1', '--rank', '1']) == 0
+    assert f' records from llvm-{other}-board' in capsys.readouterr().out
+    [own] = (tuning / CompileTarget('cpu').tag()).glob('sign_classifier-quarter-b1-*')
+    assert tuning_records(own) >= 4
+
+
+def test_tune_refuses_negative_trials(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    assert cli.main(['tune', '--models', 'sign_classifier', '--trials', '-1']) == 2
+    assert '--trials N needs N >= 0' in capsys.readouterr().err
