@@ -27,7 +27,7 @@ import onnxruntime
 from tqdm import tqdm
 
 from edge_perception.figures import pyplot, save
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
+from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, tagged_cpu
 from edge_perception.tasks.detector_decoding import aligned_empty
 
 
@@ -100,7 +100,7 @@ def measure(store: ModelStore, untuned: ModelStore, *, batches: Sequence[int],
             model, variant, batch=store.compiled_batch(batch, device), target=target)
         rows.append(LatencyRow(
             model, variant, batch, n_threads,
-            applied[0].parent.name.split('-')[1] if applied else '',
+            tagged_cpu(applied[0].parent.name) if applied else '',
             *_p50_p99(tuned), *_p50_p99(plain_seconds), *_p50_p99(ort),
             device=device, ort_provider=provider))
     return rows

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import threading
 import time
 import warnings
@@ -154,6 +155,15 @@ class CompileTarget:
             return f'cuda-sm{cpu or arch.replace(".", "")}'
         return (f'llvm-{self.cpu.arch}-{cpu or self.cpu.name}-c{cores or self.num_cores}'
                 f'-{LOWERING}')
+
+
+def tagged_cpu(tag: str) -> str:
+    """The CPU (or GPU architecture) a tuning folder is named after (see
+    :meth:`CompileTarget.tag`): 'llvm-aarch64-cortex-a78ae-c1-...' -> 'cortex-a78ae'."""
+    if tag.startswith('cuda-sm'):
+        return tag.removeprefix('cuda-')
+    named = re.fullmatch(r'llvm-[^-]+-(.+?)-c\d+-.*', tag)
+    return named[1] if named else tag
 
 
 class TvmEngine:
@@ -1610,9 +1620,10 @@ class ModelStore:
 
     def borrowed_database(self, model: str, variant: str, *, batch: int,
                           target: CompileTarget, any_arch: bool = False) -> Path | None:
-        """The database of this model file, batch and layout that fills in for ``target``'s:
-        where it has no records, the fullest one tuned on this CPU for another number of
-        cores, else on another CPU (or GPU) of the same kind for ``target``'s; where it has
+        """The database of this model file, batch and layout that fills in for ``target``'s
+        (the fullest: most functions, then most records): where it has no records, one
+        tuned on this CPU for another number of cores, else on another CPU (or GPU) of the
+        same kind for ``target``'s; where it has
         some, the other way round (its gaps, the functions a focused run left, were filled
         from another CPU's records for its cores before there were others); with
         ``any_arch``, last a CPU of another architecture (to seed from: its records are timed
@@ -1631,13 +1642,12 @@ class ModelStore:
         if any_arch and target.device == 'cpu':
             patterns.append(f'llvm-*-c{target.num_cores}-{LOWERING}')
         for pattern in patterns:
-            records = {db: tuning_records(db) for db in
-                       (self.manifest.root / TUNING_DIR).glob(f'{pattern}/{own.name}')
-                       if db != own}
-            fullest = max((db for db in records if records[db] > 0),
-                          key=records.__getitem__, default=None)
-            if fullest is not None:
-                return fullest
+            # Fullest: the most functions covered, then the most records.
+            fullness = {db: (len(tuned_workloads(db)), tuning_records(db)) for db in
+                        (self.manifest.root / TUNING_DIR).glob(f'{pattern}/{own.name}')
+                        if db != own and tuning_records(db) > 0}
+            if fullness:
+                return max(fullness, key=fullness.__getitem__)
         return None
 
     def library_path(self, model: str, variant: str, *, batch: int,

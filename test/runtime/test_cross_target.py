@@ -27,7 +27,7 @@ from edge_perception.runtime.tvm.target import (
     normalised_triple,
     parse_target,
 )
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, TvmEngine
+from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, TvmEngine, tagged_cpu
 
 ORIN = 'aarch64-jetson-orin'
 EMULATOR = Path(os.environ.get('EDGE_PERCEPTION_ARM64', Path(__file__).parents[2] / '.arm64'))
@@ -162,6 +162,19 @@ def test_cross_builds_are_cached_apart_from_this_machines(repo_root: Path,
                               target=CompileTarget('cpu', cpu=parse_target(ORIN)))
     assert here != orin
     assert 'aarch64-cortex-a78ae' in CompileTarget('cpu', cpu=parse_target(ORIN)).tag()
+
+
+@pytest.mark.parametrize(('tag', 'cpu'), [
+    ('llvm-x86_64-znver5-c1-nhwc-prepack-fastsigmoid', 'znver5'),
+    ('llvm-aarch64-cortex-a78ae-c12-nhwc-prepack-fastsigmoid', 'cortex-a78ae'),
+    ('cuda-sm87', 'sm87'),
+])
+def test_a_tuning_folder_names_its_cpu(tag: str, cpu: str) -> None:
+    assert tagged_cpu(tag) == cpu
+    if tag.startswith('llvm-'):
+        arch = tag.split('-')[1]
+        assert CompileTarget('cpu', 12, CpuTarget(arch, cpu, cpu)).tag().startswith(
+            tag.rsplit('-c', 1)[0])
 
 
 def test_a_file_that_is_no_library_is_named(tmp_path: Path) -> None:

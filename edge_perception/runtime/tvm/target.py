@@ -245,9 +245,13 @@ def library_arch(path: Path) -> str:
 
 
 def check_runs_here(path: Path) -> None:
-    """Refuse a library built for another architecture, naming both and the fix."""
-    arch = library_arch(path)
-    if arch != machine_arch():
+    """Refuse a library built for another architecture we know, naming both and the fix
+    (anything else that is no library for this machine is left to the loader to name)."""
+    try:
+        arch = library_arch(path)
+    except TargetError:
+        return
+    if arch in ARCHITECTURES and arch != machine_arch():
         raise TargetError(f'{path} is built for {arch}, this machine is {machine_arch()}: '
                           'build it here (edge-perception build-models) or copy the '
                           f'{machine_arch()} library')
