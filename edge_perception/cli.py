@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -289,7 +291,9 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=_soak)
 
 
-TUNE_EXTRA = ('psutil', 'xgboost', 'cloudpickle')  # what MetaSchedule imports while tuning
+# What MetaSchedule imports: to time records (dev requirements), and to search (tune extra).
+MEASURE_EXTRA = ('psutil', 'cloudpickle')
+TUNE_EXTRA = ('xgboost',)
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -297,19 +301,19 @@ def _tune(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from edge_perception.runtime.tvm_engine import CompileTarget
-
-    missing = [name for name in TUNE_EXTRA if importlib.util.find_spec(name) is None]
-    if missing:
-        print(f'edge-perception tune: missing {", ".join(missing)}; install the tuning extra: '
-              '.venv/bin/pip install -r requirements/tune.txt -c requirements/constraints.txt',
-              file=sys.stderr)
-        return 2
+    from edge_perception.runtime.tvm_engine import TUNING_DIR, CompileTarget
 
     # A new CPU only times records and ranks them unless asked for trials too.
     args = argparse.Namespace(**{
         **vars(args), 'trials': (0 if args.new_cpu else 128) if args.trials is None
         else args.trials, 'rank': args.rank or (4 if args.new_cpu else None)})
+    needed = (*MEASURE_EXTRA, *(TUNE_EXTRA if args.trials else ()))
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f'edge-perception tune: missing {", ".join(missing)}; install the tuning extra: '
+              '.venv/bin/pip install -r requirements/tune.txt -c requirements/constraints.txt',
+              file=sys.stderr)
+        return 2
     if args.trials < 0:
         print('edge-perception tune: --trials N needs N >= 0', file=sys.stderr)
         return 2
@@ -334,14 +338,42 @@ def _tune(args: argparse.Namespace) -> int:
     jobs = [(model, variant, batch) for model in models for variant in variants
             if variant in store.manifest.models[model].variants for batch in args.batch]
     unit, per_job = ('trial', args.trials) if args.trials else ('model', 1)
-    with tqdm(total=len(jobs) * per_job, desc=f'tuning for {target.tag()}',
-              unit=unit) as progress:
+    native_log = store.manifest.root / TUNING_DIR / target.tag() / 'logs' / 'tvm.log'
+    with _native_stderr_to(native_log), tqdm(
+            total=len(jobs) * per_job, desc=f'tuning for {target.tag()}', unit=unit) as progress:
         for model, variant, batch in jobs:
             progress.set_postfix_str(f'{model}/{variant} b{batch}')
             _tune_one(args, store, target, (model, variant, batch), progress)
             if not args.trials:
                 progress.update(1)
+    print(f"TVM's own log: {native_log}")
     return 0
+
+
+@contextlib.contextmanager
+def _native_stderr_to(path: Path) -> Iterator[None]:
+    """What native code writes to stderr (TVM warns once per tuning database it opens, over
+    the progress bars) goes to ``path``; Python's own stderr stays where it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    python_stderr = sys.stderr
+    try:
+        writes_to_fd_2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # already redirected (e.g. captured)
+        writes_to_fd_2 = False
+    with path.open('ab') as log:
+        os.dup2(log.fileno(), 2)
+    if writes_to_fd_2:
+        sys.stderr = os.fdopen(os.dup(terminal), 'w', buffering=1, errors='replace')
+    try:
+        yield
+    finally:
+        if writes_to_fd_2:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(terminal, 2)
+        os.close(terminal)
 
 
 def _tune_one(args: argparse.Namespace, store: ModelStore, target: CompileTarget,

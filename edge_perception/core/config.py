@@ -21,7 +21,9 @@ from edge_perception.tasks.pipelines import PIPELINES
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms',
-                       'wcet_margin', 'process_per_lane'})
+                       'wcet_margin', 'process_per_lane', 'inputs'})
+_INPUT_KEYS = frozenset({'reliability', 'depth'})
+RELIABILITIES = ('reliable', 'best_effort')
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
@@ -45,6 +47,22 @@ class LaneConfig:
     rt_priority: int | None = None  # SCHED_FIFO 1..99 where permitted
     nice: int | None = None
     max_batch: int = 1  # > 1: jobs waiting for the same model may run as one batch
+
+
+@dataclass(frozen=True)
+class InputQos:
+    """How the container subscribes to one camera topic.
+
+    ``reliable`` (the default) matches reliable publishers only, as most camera drivers are,
+    and has lost no frame of up to 1280x720 at 30 Hz on one host; ``best_effort`` matches
+    either kind, but FastDDS then drops any frame that does not fit the publisher's
+    shared-memory segment unless the publisher runs with the profile in
+    config/fastdds_large_frames.xml (see docs/performance/transport.md). ``depth``: frames
+    kept until taken (1: the newest wins).
+    """
+
+    reliability: str = 'reliable'
+    depth: int = 1
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,11 @@ class PerceptionConfig:
     gil_switch_interval_ms: float = 0.2
     wcet_margin: float = 1.3
     process_per_lane: bool = False
+    inputs: tuple[tuple[str, InputQos], ...] = ()
+
+    def input_qos(self, topic: str) -> InputQos:
+        """The QoS the container subscribes to ``topic`` with (see :class:`InputQos`)."""
+        return dict(self.inputs).get(topic, InputQos())
 
     def task(self, name: str) -> TaskConfig:
         for task in self.tasks:
@@ -241,6 +264,24 @@ def _lane(reader: _Reader, name: str, raw: Any) -> LaneConfig:
                       rt_priority=rt_priority, nice=nice, max_batch=max_batch or 1)
 
 
+def _inputs(reader: _Reader, raw: Any, tasks: Sequence[TaskConfig]
+            ) -> tuple[tuple[str, InputQos], ...]:
+    if not isinstance(raw, Mapping):
+        raise reader.fail('inputs', f'= {raw!r} must map input topics to their QoS')
+    read = {task.input_topic for task in tasks}
+    inputs = []
+    for topic, value in raw.items():
+        where = f'inputs.{topic}'
+        if topic not in read:
+            raise reader.fail(where, f'is read by no task (input topics: {sorted(read)})')
+        entry = reader.mapping(value, where, _INPUT_KEYS)
+        reliability = reader.choice(entry.get('reliability', InputQos.reliability),
+                                    f'{where}.reliability', RELIABILITIES)
+        depth = reader.optional_int(entry.get('depth', InputQos.depth), f'{where}.depth', 1, 100)
+        inputs.append((str(topic), InputQos(reliability, depth or 1)))
+    return tuple(inputs)
+
+
 def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskConfig:
     where = f'tasks[{index}]'
     entry = reader.mapping(raw, where, _TASK_KEYS)
@@ -298,7 +339,7 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
         raise reader.fail('tasks', f'= {raw_tasks!r} must be a non-empty list')
     lane_names = [lane.name for lane in lanes]
     tasks = tuple(_task(reader, i, value, lane_names) for i, value in enumerate(raw_tasks))
-    for key in ('name', 'node'):
+    for key in ('name', 'node', 'output_topic'):
         seen = [getattr(task, key) for task in tasks]
         duplicates = sorted({value for value in seen if seen.count(value) > 1})
         if duplicates:
@@ -311,7 +352,8 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
                                                  'gil_switch_interval_ms', 0.01, 5.0),
         wcet_margin=reader.bounded(top.get('wcet_margin', PerceptionConfig.wcet_margin),
                                    'wcet_margin', 1.0, 4.0),
-        process_per_lane=reader.flag(top.get('process_per_lane', False), 'process_per_lane'))
+        process_per_lane=reader.flag(top.get('process_per_lane', False), 'process_per_lane'),
+        inputs=_inputs(reader, top.get('inputs', {}), tasks))
     if config.process_per_lane:
         for lane in {task.lane for task in tasks}:
             config.for_lane(lane)  # every task must fit in one lane's process

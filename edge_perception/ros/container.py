@@ -28,7 +28,6 @@ from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -55,7 +54,7 @@ from edge_perception.ros.message_adapter import (
     message_adapter,
     time_from_ns,
 )
-from edge_perception.ros.task_node import PerceptionTaskNode
+from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
@@ -120,7 +119,8 @@ class PerceptionContainer:
                 continue
             self.nodes.append(PerceptionTaskNode(task=task, models=models, adapter=self.adapter,
                                                  frames=self.frames, context=context,
-                                                 subscribe=baseline is not None))
+                                                 subscribe=baseline is not None,
+                                                 input_qos=config.input_qos(task.input_topic)))
         self._by_task = {node.task.name: node for node in self.nodes}
         self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
                                            on_outcome=self._on_outcome)
@@ -168,7 +168,7 @@ class PerceptionContainer:
                 groups[topic] = MutuallyExclusiveCallbackGroup()
                 # The executor releases jobs instead of calling this callback.
                 self.node.create_subscription(Image, topic, lambda msg: None,
-                                              qos_profile_sensor_data,
+                                              camera_qos(self.config.input_qos(topic)),
                                               callback_group=groups[topic])
             executor.assign(groups[topic], task=task_node.task.name,
                             stages_for=task_node.job_stages)

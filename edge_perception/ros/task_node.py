@@ -20,11 +20,11 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from edge_perception.core.config import TaskConfig
+from edge_perception.core.config import InputQos, TaskConfig
 from edge_perception.core.jobs import Stages, run_to_completion
 from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.frame_sharing import SharedFrames
@@ -35,6 +35,14 @@ from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
 from edge_perception.tasks.frames import Frame
 from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
+
+
+def camera_qos(qos: InputQos) -> QoSProfile:
+    """The subscription QoS of a camera topic as the config states it (see InputQos)."""
+    reliability = (ReliabilityPolicy.RELIABLE if qos.reliability == 'reliable'
+                   else ReliabilityPolicy.BEST_EFFORT)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos.depth,
+                      reliability=reliability)
 
 
 class PerceptionTaskNode(LeanNode):
@@ -51,7 +59,7 @@ class PerceptionTaskNode(LeanNode):
 
     def __init__(self, *, task: TaskConfig, models: TaskModels, adapter: MessageAdapter,
                  frames: SharedFrames | None = None, context: Context | None = None,
-                 subscribe: bool = True) -> None:
+                 subscribe: bool = True, input_qos: InputQos | None = None) -> None:
         super().__init__(task.node, context=context)
         self.task = task
         self.frames = frames or SharedFrames()
@@ -81,7 +89,7 @@ class PerceptionTaskNode(LeanNode):
             adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
         if subscribe:
             self.create_subscription(Image, task.input_topic, self.on_image,
-                                     qos_profile_sensor_data,
+                                     camera_qos(input_qos or InputQos()),
                                      callback_group=MutuallyExclusiveCallbackGroup())
 
     def _on_parameters(self, parameters: Sequence[Parameter[Any]]) -> SetParametersResult:

@@ -69,8 +69,9 @@ _CONV_UPDATE = 'conv2d_nhwc_update'  # the accumulation, once split from its ini
 CPU_VM_EXEC = 'compiled'
 # Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
 TUNING_DIR = 'tuning'
-# What `tune --new-cpu` costs, said where a CPU borrows: measured on a 2-core Xeon.
-NEW_CPU_TUNING_TIME = 'about 15 minutes on 2 cores'
+# What `tune --new-cpu` costs a model variant, said where a CPU borrows: the six committed
+# took 28 minutes on a 2-core Xeon (docs/performance/2026-12-06-new-cpu-and-aarch64.md).
+NEW_CPU_MINUTES_PER_VARIANT = 5
 
 _log = logging.getLogger(__name__)
 
@@ -1612,8 +1613,10 @@ class ModelStore:
             _log.warning('%s: schedules its database lacks come from %s (%s)', target.tag(),
                          borrowed.parent.name, fix)
         elif borrowed is not None:
-            _log.warning('%s has no tuning database: builds borrow %s (%s, %s)',
-                         target.tag(), borrowed.parent.name, fix, NEW_CPU_TUNING_TIME)
+            variants = sum(len(entry.variants) for entry in self.manifest.models.values())
+            _log.warning('%s has no tuning database: builds borrow %s (%s, about %d minutes '
+                         'on 2 cores)', target.tag(), borrowed.parent.name, fix,
+                         NEW_CPU_MINUTES_PER_VARIANT * variants)
         else:  # e.g. a CPU kind none was tuned on: the detector full takes 167 ms, not 1.9
             _log.warning('%s has no tuning database: untuned builds run 3-100x slower (%s)',
                          target.tag(), fix)

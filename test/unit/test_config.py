@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from edge_perception.core.config import ConfigError, load_config
+from edge_perception.core.config import ConfigError, InputQos, load_config
 
 VALID: dict[str, Any] = {
     'model_dir': 'zoo',
@@ -61,7 +61,8 @@ def test_valid_config_round_trips_into_dataclasses(tmp_path: Path) -> None:
 
 
 def test_process_per_lane_gives_each_used_lane_its_tasks(tmp_path: Path) -> None:
-    signs = {**VALID['tasks'][0], 'name': 'signs', 'node': 'sign_node', 'lane': 'cpu'}
+    signs = {**VALID['tasks'][0], 'name': 'signs', 'node': 'sign_node', 'lane': 'cpu',
+             'output_topic': '/signs'}
     raw = {**VALID, 'process_per_lane': True, 'tasks': [VALID['tasks'][0], signs]}
     config = load_config(write(tmp_path, raw))
     assert config.container_lanes() == ('cpu', 'gpu')  # config order of the lanes
@@ -73,6 +74,14 @@ def test_process_per_lane_gives_each_used_lane_its_tasks(tmp_path: Path) -> None
     assert only_lights.container_lanes() == ('gpu',)  # a lane without tasks gets no process
     with pytest.raises(ConfigError, match="no task runs on lane 'cpu'"):
         only_lights.for_lane('cpu')
+
+
+def test_input_qos_is_reliable_newest_frame_unless_configured(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, VALID)).input_qos('/camera/image_raw') == InputQos(
+        'reliable', 1)
+    raw = {**VALID, 'inputs': {'/camera/image_raw': {'reliability': 'best_effort', 'depth': 2}}}
+    assert load_config(write(tmp_path, raw)).input_qos('/camera/image_raw') == InputQos(
+        'best_effort', 2)
 
 
 def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
@@ -105,6 +114,17 @@ def test_stages_name_the_lane_of_each_model_stage(tmp_path: Path) -> None:
     ({**VALID, 'wcet_margin': 0.8}, r'wcet_margin = 0.8 must be a number in \[1.0, 4.0\]'),
     ({**VALID, 'wcet_margin': float('nan')}, r'wcet_margin = nan must be a number in'),
     ({**VALID, 'tasks': VALID['tasks'] * 2}, r"use name 'lights' more than once"),
+    ({**VALID, 'tasks': [VALID['tasks'][0], {**VALID['tasks'][0], 'name': 'b', 'node': 'b'}]},
+     r"use output_topic '/lights' more than once"),
+    ({**VALID, 'inputs': {'/camera/other': {}}},
+     r"inputs./camera/other is read by no task \(input topics: \['/camera/image_raw'\]\)"),
+    ({**VALID, 'inputs': {'/camera/image_raw': {'reliability': 'sometimes'}}},
+     r"inputs./camera/image_raw.reliability = 'sometimes' is unknown"),
+    ({**VALID, 'inputs': {'/camera/image_raw': {'depth': 0}}},
+     r'inputs./camera/image_raw.depth = 0 must be an integer in \[1, 100\]'),
+    ({**VALID, 'inputs': {'/camera/image_raw': {'history': 'all'}}},
+     r"inputs./camera/image_raw has unknown key 'history'"),
+    ({**VALID, 'inputs': ['/camera/image_raw']}, r'inputs = .* must map input topics'),
     (with_task(stages='gpu'), r"stages = 'gpu' must be a list of 1 to 8 lane names"),
     (with_task(stages=['gpu', 'npu']), r"stages\[1\] = 'npu' is unknown"),
     (with_task(stages=['cpu', 'gpu']), r"stages = \['cpu', 'gpu'\] must start on the task lane"),
