@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -43,9 +44,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument('--train-frames', type=int, default=2400)
-    parser.add_argument('--epochs', type=int, default=10)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--train-frames', type=_positive_int, default=2400)
+    parser.add_argument('--epochs', type=_positive_int, default=10)
+    parser.add_argument('--threads', type=_positive_int, default=2)
     parser.set_defaults(run=_train)
 
 
@@ -76,7 +77,8 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser('eval', help='accuracy of every model variant, through TVM')
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
     parser.add_argument('--models', nargs='+', choices=MODELS, default=None)
-    parser.add_argument('--frames', type=int, default=300, help='test-split frames to use')
+    parser.add_argument('--frames', type=_positive_int, default=300,
+                        help='test-split frames to use')
     parser.add_argument('--record', action='store_true', help='write results to the manifest')
     parser.set_defaults(run=_eval)
 
@@ -109,7 +111,7 @@ def _demo(args: argparse.Namespace) -> int:
     from edge_perception.ros.demo import run_demo
 
     run_demo(load_config(args.config), bag=args.bag, frames=args.frames, rate_hz=args.rate,
-             out=sys.stdout)
+             resolution=args.resolution, out=sys.stdout)
     return 0
 
 
@@ -118,8 +120,12 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--config', type=Path, default=default_config_path())
     parser.add_argument('--bag', type=Path, default=None,
                         help='rosbag2 to replay (default: a synthetic drive, written once)')
-    parser.add_argument('--frames', type=int, default=150, help='frames of the synthetic drive')
-    parser.add_argument('--rate', type=float, default=30.0, help='camera rate of that drive')
+    parser.add_argument('--frames', type=_positive_int, default=150,
+                        help='frames of the synthetic drive')
+    parser.add_argument('--rate', type=_positive_float, default=30.0,
+                        help='camera rate of that drive')
+    parser.add_argument('--resolution', type=_resolution, default=None, metavar='WxH',
+                        help="that drive's frame size, e.g. 1280x720 (default 320x240)")
     parser.set_defaults(run=_demo)
 
 
@@ -164,14 +170,53 @@ def _target(text: str) -> CpuTarget:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{value} is not positive')
-    return value
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type: a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f'{value} is below {low}')
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
+def _float_above(low: float, *, inclusive: bool) -> Callable[[str], float]:
+    """argparse type: a finite number > ``low`` (>= with ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(
+                f'{text} is not a finite number {">=" if inclusive else ">"} {low:g}')
+        return value
+
+    return parse
+
+
+_positive_float = _float_above(0.0, inclusive=False)
+_non_negative_float = _float_above(0.0, inclusive=True)
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT, e.g. 1280x720."""
+    width, separator, height = text.lower().partition('x')
+    if not separator or not width.isdigit() or not height.isdigit():
+        raise argparse.ArgumentTypeError(f'{text!r} is not WIDTHxHEIGHT (e.g. 1280x720)')
+    if not (16 <= int(width) <= 7680 and 16 <= int(height) <= 4320):
+        raise argparse.ArgumentTypeError(f'{text}: width 16-7680 and height 16-4320 pixels')
+    return int(width), int(height)
 
 
 def _add_build_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -223,7 +268,7 @@ def _monitor(args: argparse.Namespace) -> int:
 def _add_monitor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         'monitor', help='live deadline view of a running container (/diagnostics, 2 Hz)')
-    parser.add_argument('--duration', type=float, default=None,
+    parser.add_argument('--duration', type=_positive_float, default=None,
                         help='stop after this many seconds (default: until Ctrl-C)')
     parser.add_argument('--snapshot', type=Path, default=None, metavar='DIR',
                         help='at the end, save the view (SVG) and the rqt widget (PNG) here')
@@ -282,8 +327,9 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser('soak', help='hold the container at ~2x lane load; memory, '
                                          'queues and urgent-task misses over time')
     parser.add_argument('--config', type=Path, default=default_config_path())
-    parser.add_argument('--duration', type=float, default=600.0, help='seconds (CI: 30)')
-    parser.add_argument('--load', type=float, default=2.0, help='lane load factor')
+    parser.add_argument('--duration', type=_positive_float, default=600.0,
+                        help='seconds (CI: 30)')
+    parser.add_argument('--load', type=_positive_float, default=2.0, help='lane load factor')
     parser.add_argument('--one-process', action='store_true',
                         help='every lane in one container process (default: one per lane)')
     parser.add_argument('--out', type=Path, default=Path('bench_output'),
@@ -432,21 +478,22 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument('--batch', type=int, nargs='+', default=[1],
+    parser.add_argument('--batch', type=_positive_int, nargs='+', default=[1],
                         help='batch sizes (cuda; CPU builds are batch 1)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
-    parser.add_argument('--threads', type=int, default=1, help='lane threads (num-cores)')
+    parser.add_argument('--threads', type=_positive_int, default=1,
+                        help='lane threads (num-cores)')
     parser.add_argument('--trials', type=int, default=None,
                         help='trial budget per model variant and batch; reruns add to it '
                              '(default 128; 0 with --new-cpu)')
     which = parser.add_mutually_exclusive_group()
-    which.add_argument('--focus', type=int, default=None, metavar='K',
+    which.add_argument('--focus', type=_positive_int, default=None, metavar='K',
                        help='tune only the K functions furthest from the best speed '
                             'reached in the model (a follow-up run)')
     which.add_argument('--functions', nargs='+', default=(), metavar='NAME',
                        help='tune only these TIR functions (names as the tuning log prints '
                             'them, e.g. fused_conv2d1_add1_relu11)')
-    parser.add_argument('--rank', type=int, default=None, metavar='K',
+    parser.add_argument('--rank', type=_positive_int, default=None, metavar='K',
                         help="then build the whole model with each heavy function's K best "
                              'records and keep the one whose calls run fastest inside it; on a '
                              'one-core CPU also choose serial or parallel loops (--trials 0: '
@@ -477,7 +524,7 @@ def _synth_bag(args: argparse.Namespace) -> int:
 
     count = write_synthetic_bag(args.out, frames=args.frames, rate_hz=args.rate,
                                 cameras=args.cameras, storage=args.storage,
-                                corrupt_every=args.corrupt_every)
+                                corrupt_every=args.corrupt_every, resolution=args.resolution)
     print(f'wrote {count} messages to {args.out} ({args.storage})')
     return 0
 
@@ -485,12 +532,14 @@ def _synth_bag(args: argparse.Namespace) -> int:
 def _add_synth_bag(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser('synth-bag', help='write a rosbag2 of a synthetic drive')
     parser.add_argument('out', type=Path, help='bag directory to create')
-    parser.add_argument('--frames', type=int, default=300)
-    parser.add_argument('--rate', type=float, default=30.0, help='camera rate in Hz')
+    parser.add_argument('--frames', type=_positive_int, default=300)
+    parser.add_argument('--rate', type=_positive_float, default=30.0, help='camera rate in Hz')
     parser.add_argument('--cameras', type=int, choices=[1, 2], default=1)
     parser.add_argument('--storage', choices=['sqlite3', 'mcap'], default='sqlite3')
-    parser.add_argument('--corrupt-every', type=int, default=0,
-                        help='make every k-th frame malformed (robustness testing)')
+    parser.add_argument('--resolution', type=_resolution, default=None, metavar='WxH',
+                        help='frame size, e.g. 1280x720 (default 320x240)')
+    parser.add_argument('--corrupt-every', type=_non_negative_int, default=0,
+                        help='make every k-th frame malformed (robustness testing; 0: none)')
     parser.set_defaults(run=_synth_bag)
 
 
@@ -523,9 +572,10 @@ def _replay(args: argparse.Namespace) -> int:
 def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser('replay', help='play a rosbag2 into the graph (like ros2 bag play)')
     parser.add_argument('bag', type=Path)
-    parser.add_argument('--rate', type=float, default=1.0)
+    parser.add_argument('--rate', type=_positive_float, default=1.0)
     parser.add_argument('--loop', action='store_true')
-    parser.add_argument('--start-offset', type=float, default=0.0, help='seconds to skip')
+    parser.add_argument('--start-offset', type=_non_negative_float, default=0.0,
+                        help='seconds to skip')
     parser.add_argument('--restamp', action='store_true',
                         help='stamp images with the send time, like a live camera (needed for '
                              'response times in `edge-perception report` of a recording)')

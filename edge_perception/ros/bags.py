@@ -11,6 +11,7 @@ Ground truth in synthetic bags uses the standard detection encoding of
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
 import time
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.serialization import deserialize_message, serialize_message
@@ -46,6 +49,21 @@ START_NS = 1_700_000_000_000_000_000
 STORAGES = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
 
 
+def _at_resolution(frame: Frame, resolution: tuple[int, int] | None) -> Frame:
+    """``frame`` scaled to ``resolution`` (width, height) with its labels, as a camera of that
+    size would see the scene; unchanged for None."""
+    if resolution is None:
+        return frame
+    width, height = resolution
+    scale_x, scale_y = width / frame.image.shape[1], height / frame.image.shape[0]
+    image = np.asarray(cv2.resize(frame.image, (width, height),
+                                  interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+    objects = tuple(dataclasses.replace(o, x=o.x * scale_x, y=o.y * scale_y,
+                                        width=o.width * scale_x, height=o.height * scale_y)
+                    for o in frame.objects)
+    return dataclasses.replace(frame, image=image, objects=objects)
+
+
 def _truth_detections(frame: Frame, kind: str) -> list[Detection]:
     labels = LIGHT_STATES if kind == 'light' else SIGN_CLASSES
     return [Detection(label=o.label, class_id=labels.index(o.label), score=1.0,
@@ -55,11 +73,12 @@ def _truth_detections(frame: Frame, kind: str) -> list[Detection]:
 
 def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, cameras: int = 1,
                         storage: str = 'sqlite3', corrupt_every: int = 0,
-                        split: str = 'demo') -> int:
+                        split: str = 'demo', resolution: tuple[int, int] | None = None) -> int:
     """Write a synthetic drive: camera frames at ``rate_hz`` plus ground truth.
 
     ``corrupt_every`` = k > 0 makes every k-th frame of the first camera malformed (cycling
     through bad encoding, truncated data and a step too small), for robustness tests.
+    ``resolution`` (width, height): frames scaled to a real camera's size (default 320x240).
     Returns the number of messages written.
     """
     if path.exists():
@@ -82,7 +101,8 @@ def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, camer
         for index in tqdm(range(frames), desc=f'writing {path.name}'):
             stamp_ns = START_NS + round(index * 1e9 / rate_hz)
             for camera, connection in enumerate(image_connections):
-                frame = generate_frame(split, index * cameras + camera)
+                frame = _at_resolution(generate_frame(split, index * cameras + camera),
+                                       resolution)
                 msg = Image(header=Header(stamp=time_from_ns(stamp_ns),
                                           frame_id=CAMERA_FRAMES[camera]))
                 encode_bgr8(frame.image, msg)

@@ -189,13 +189,14 @@ def drive(config: PerceptionConfig, *, spin: Callable[[], None], context: Contex
 
 
 def run_demo(config: PerceptionConfig, *, bag: Path | None, frames: int, rate_hz: float,
-             out: TextIO) -> None:
+             out: TextIO, resolution: tuple[int, int] | None = None) -> None:
     if bag is None:
-        bag = DEMO_BAG.with_name(f'{DEMO_BAG.name}_{frames}f_{rate_hz:g}hz')
+        size = '' if resolution is None else f'_{resolution[0]}x{resolution[1]}'
+        bag = DEMO_BAG.with_name(f'{DEMO_BAG.name}_{frames}f_{rate_hz:g}hz{size}')
         if not bag.exists():
             print(f'writing the demo drive {bag} ({frames} frames at {rate_hz:g} Hz)', file=out)
             bag.parent.mkdir(parents=True, exist_ok=True)
-            write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz)
+            write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz, resolution=resolution)
     context = Context()
     rclpy.init(context=context)
     container = None
