@@ -545,6 +545,7 @@ def _add_synth_bag(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _replay(args: argparse.Namespace) -> int:
     import threading
+    import time
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -559,6 +560,9 @@ def _replay(args: argparse.Namespace) -> int:
                            start_offset_s=args.start_offset, restamp=args.restamp)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        delay_until = time.monotonic() + args.delay
+        while time.monotonic() < delay_until:  # subscribers discover the publishers first
+            executor.spin_once(timeout_sec=0.05)
         threading.Thread(target=player.play, daemon=True).start()
         while not player.done.is_set():
             executor.spin_once(timeout_sec=0.1)
@@ -576,6 +580,9 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.add_argument('--loop', action='store_true')
     parser.add_argument('--start-offset', type=_non_negative_float, default=0.0,
                         help='seconds to skip')
+    parser.add_argument('--delay', type=_non_negative_float, default=0.0,
+                        help='seconds between creating the publishers and the first message '
+                             '(as ros2 bag play --delay: lets subscribers match first)')
     parser.add_argument('--restamp', action='store_true',
                         help='stamp images with the send time, like a live camera (needed for '
                              'response times in `edge-perception report` of a recording)')

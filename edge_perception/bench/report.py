@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edge_perception.core.config import PerceptionConfig
 
-SECTIONS = ('models', 'batch', 'throughput', 'executors')
+SECTIONS = ('models', 'batch', 'throughput', 'executors', 'transport')
 CAMERA_FPS = 30.0
 
 
@@ -33,13 +33,14 @@ class BenchSettings:
     streams: tuple[int, ...]
     stream_seconds: float
     executor_frames: int
+    transport_frames: int
 
     @classmethod
     def named(cls, mode: str) -> BenchSettings:
         if mode == 'quick':
-            return cls((1,), (1,), 10, (1, 2, 4), 5, (1, 2), 2.0, 60)
+            return cls((1,), (1,), 10, (1, 2, 4), 5, (1, 2), 2.0, 60, 30)
         if mode == 'full':
-            return cls((1, 4), (1, 2), 50, (1, 2, 4, 8), 20, (1, 2, 3, 4), 10.0, 300)
+            return cls((1, 4), (1, 2), 50, (1, 2, 4, 8), 20, (1, 2, 3, 4), 10.0, 300, 300)
         raise ValueError(f'unknown bench mode {mode!r} (choose quick or full)')
 
 
@@ -154,5 +155,17 @@ def _executors(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
             *_block(table), '', '![response-time CDFs](executors.png)']
 
 
+def _transport(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
+               say: Callable[[str], None]) -> list[str]:
+    from edge_perception.bench import transport
+
+    rows = transport.measure(frames=settings.transport_frames, rate_hz=CAMERA_FPS, progress=say)
+    table = transport.format_rows(rows)
+    say(table)
+    transport.plot(rows, out_dir / 'transport.png')
+    return [f'## Camera frames into the container at {CAMERA_FPS:g} Hz (DDS, two processes)',
+            *_block(table), '', '![frames received](transport.png)']
+
+
 _SECTIONS = {'models': _models, 'batch': _batch, 'throughput': _throughput,
-             'executors': _executors}
+             'executors': _executors, 'transport': _transport}

@@ -53,16 +53,16 @@ class LaneConfig:
 class InputQos:
     """How the container subscribes to one camera topic.
 
-    ``reliable`` (the default) matches reliable publishers only, as most camera drivers are,
-    and has lost no frame of up to 1280x720 at 30 Hz on one host; ``best_effort`` matches
-    either kind, but FastDDS then drops any frame that does not fit the publisher's
-    shared-memory segment unless the publisher runs with the profile in
-    config/fastdds_large_frames.xml (see docs/performance/transport.md). ``depth``: frames
-    kept until taken (1: the newest wins).
+    ``reliable`` (the default) matches reliable publishers only, as most camera drivers are;
+    ``best_effort`` matches either kind, but FastDDS then loses every frame that does not
+    fit the publisher's shared-memory segment unless the publisher runs with the profile in
+    config/fastdds_large_frames.xml (docs/performance/2026-12-06-camera-transport.md).
+    ``depth``: frames held until the executor takes them; 5 so that frames arriving
+    together are all seen and counted (the scheduler, not DDS, decides which become jobs).
     """
 
     reliability: str = 'reliable'
-    depth: int = 1
+    depth: int = 5
 
 
 @dataclass(frozen=True)

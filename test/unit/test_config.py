@@ -76,9 +76,9 @@ def test_process_per_lane_gives_each_used_lane_its_tasks(tmp_path: Path) -> None
         only_lights.for_lane('cpu')
 
 
-def test_input_qos_is_reliable_newest_frame_unless_configured(tmp_path: Path) -> None:
+def test_input_qos_is_reliable_depth_5_unless_configured(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, VALID)).input_qos('/camera/image_raw') == InputQos(
-        'reliable', 1)
+        'reliable', 5)
     raw = {**VALID, 'inputs': {'/camera/image_raw': {'reliability': 'best_effort', 'depth': 2}}}
     assert load_config(write(tmp_path, raw)).input_qos('/camera/image_raw') == InputQos(
         'best_effort', 2)
