@@ -21,7 +21,8 @@ from edge_perception.tasks.pipelines import PIPELINES
 LANE_NAMES = ('cpu', 'gpu')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms',
-                       'wcet_margin', 'process_per_lane', 'inputs'})
+                       'wcet_margin', 'process_per_lane', 'inputs', 'input_watchdog'})
+_WATCHDOG_KEYS = frozenset({'warn_periods', 'error_periods'})
 _INPUT_KEYS = frozenset({'reliability', 'depth'})
 RELIABILITIES = ('reliable', 'best_effort')
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
@@ -63,6 +64,15 @@ class InputQos:
 
     reliability: str = 'reliable'
     depth: int = 5
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """A task's camera silent for ``warn_periods`` of its periods is a WARN on /diagnostics,
+    for ``error_periods`` an ERROR (see core.input_watchdog)."""
+
+    warn_periods: float = 5.0
+    error_periods: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ class PerceptionConfig:
     wcet_margin: float = 1.3
     process_per_lane: bool = False
     inputs: tuple[tuple[str, InputQos], ...] = ()
+    input_watchdog: WatchdogConfig = WatchdogConfig()
 
     def input_qos(self, topic: str) -> InputQos:
         """The QoS the container subscribes to ``topic`` with (see :class:`InputQos`)."""
@@ -282,6 +293,15 @@ def _inputs(reader: _Reader, raw: Any, tasks: Sequence[TaskConfig]
     return tuple(inputs)
 
 
+def _watchdog(reader: _Reader, raw: Any) -> WatchdogConfig:
+    entry = reader.mapping(raw, 'input_watchdog', _WATCHDOG_KEYS)
+    warn = reader.bounded(entry.get('warn_periods', WatchdogConfig.warn_periods),
+                          'input_watchdog.warn_periods', 1.0, 10_000.0)
+    error = reader.bounded(entry.get('error_periods', WatchdogConfig.error_periods),
+                           'input_watchdog.error_periods', warn, 10_000.0)
+    return WatchdogConfig(warn, error)
+
+
 def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskConfig:
     where = f'tasks[{index}]'
     entry = reader.mapping(raw, where, _TASK_KEYS)
@@ -353,7 +373,8 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
         wcet_margin=reader.bounded(top.get('wcet_margin', PerceptionConfig.wcet_margin),
                                    'wcet_margin', 1.0, 4.0),
         process_per_lane=reader.flag(top.get('process_per_lane', False), 'process_per_lane'),
-        inputs=_inputs(reader, top.get('inputs', {}), tasks))
+        inputs=_inputs(reader, top.get('inputs', {}), tasks),
+        input_watchdog=_watchdog(reader, top.get('input_watchdog', {})))
     if config.process_per_lane:
         for lane in {task.lane for task in tasks}:
             config.for_lane(lane)  # every task must fit in one lane's process

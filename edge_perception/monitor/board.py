@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 PREFIX = 'edge_perception: '
 LANE_PREFIX = 'lane '
 LEVEL_NAMES = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
+STALE = 3
+# No /diagnostics for this long (they come at 1 Hz): every row is shown stale.
+STALE_AFTER_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,12 @@ class Snapshot:
     history: Mapping[str, tuple[HistoryPoint, ...]]
     miss_events: Mapping[str, int]
     updated_s: float | None
+
+    def shown_level(self, level: int, now_s: float) -> int:
+        """``level``, or STALE once /diagnostics has been silent for STALE_AFTER_S: the
+        container (or its lane process) may be gone, and its last word is not news."""
+        stale = self.updated_s is not None and now_s - self.updated_s > STALE_AFTER_S
+        return STALE if stale else level
 
 
 @dataclass

@@ -150,15 +150,18 @@ class DeadlineMonitorWidget(QtWidgets.QWidget):
         self.show_snapshot(self.board.snapshot(), now_s=self._clock())
 
     def show_snapshot(self, snapshot: Snapshot, *, now_s: float) -> None:
+        levels = {t.task: snapshot.shown_level(t.level, now_s) for t in snapshot.tasks}
         self._fill(self.tasks, [
-            (t.level, [t.task, t.lane, t.variant, f'{t.period_ms:g}/{t.deadline_ms:g}',
-                       _ms(t.p50_ms), _ms(t.p99_ms), _ratio(t.miss_ratio),
-                       _ratio(t.recent_miss_ratio), str(t.misses), str(t.drops),
-                       t.schedulable, f'{LEVEL_NAMES.get(t.level, "?")}: {t.message}'])
+            (levels[t.task], [t.task, t.lane, t.variant, f'{t.period_ms:g}/{t.deadline_ms:g}',
+                              _ms(t.p50_ms), _ms(t.p99_ms), _ratio(t.miss_ratio),
+                              _ratio(t.recent_miss_ratio), str(t.misses), str(t.drops),
+                              t.schedulable,
+                              f'{LEVEL_NAMES.get(levels[t.task], "?")}: {t.message}'])
             for t in snapshot.tasks])
         self._fill(self.lanes, [
-            (lane.level, [lane.lane, lane.device, _ratio(lane.utilisation), str(lane.queued),
-                          'CPU fallback (no CUDA device)' if lane.fallback else 'OK'])
+            (snapshot.shown_level(lane.level, now_s),
+             [lane.lane, lane.device, _ratio(lane.utilisation), str(lane.queued),
+              'CPU fallback (no CUDA device)' if lane.fallback else 'OK'])
             for lane in snapshot.lanes])
         for task in snapshot.tasks:
             chart = self.charts.get(task.task)

@@ -12,11 +12,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from edge_perception.monitor.board import LEVEL_NAMES, Snapshot
+from edge_perception.monitor.board import LEVEL_NAMES, STALE_AFTER_S, Snapshot
 
 LEVEL_STYLES = {0: 'green', 1: 'yellow', 2: 'bold red', 3: 'dim'}
-# No /diagnostics for this long (they come at 1 Hz): say the view is stale.
-STALE_AFTER_S = 3.0
 
 
 def _ms(value: float) -> str:
@@ -34,19 +32,20 @@ def render(snapshot: Snapshot, *, now_s: float) -> Group:
                    'miss ratio', 'recent', 'misses', 'drops', 'events', 'RTA', 'status'):
         tasks.add_column(column, justify='left' if column in ('task', 'status') else 'right')
     for row in snapshot.tasks:
-        style = LEVEL_STYLES.get(row.level, '')
+        level = snapshot.shown_level(row.level, now_s)
+        style = LEVEL_STYLES.get(level, '')
         tasks.add_row(
             row.task, row.lane, row.variant, f'{row.period_ms:g}/{row.deadline_ms:g}',
             _ms(row.p50_ms), _ms(row.p99_ms), Text(_ratio(row.miss_ratio), style=style),
             Text(_ratio(row.recent_miss_ratio), style=style),
             str(row.misses), str(row.drops), str(snapshot.miss_events.get(row.task, 0)),
             row.schedulable,
-            Text(f'{LEVEL_NAMES.get(row.level, "?")}: {row.message}', style=style))
+            Text(f'{LEVEL_NAMES.get(level, "?")}: {row.message}', style=style))
     lanes = Table(title='lanes', expand=True)
     for column in ('lane', 'device', 'utilisation', 'queued', 'status'):
         lanes.add_column(column, justify='left' if column in ('lane', 'status') else 'right')
     for lane in snapshot.lanes:
-        style = LEVEL_STYLES.get(lane.level, '')
+        style = LEVEL_STYLES.get(snapshot.shown_level(lane.level, now_s), '')
         status = 'CPU fallback (no CUDA device)' if lane.fallback else 'OK'
         lanes.add_row(lane.lane, lane.device, _ratio(lane.utilisation), str(lane.queued),
                       Text(status, style=style))

@@ -39,6 +39,7 @@ from edge_perception.core.adaptation import (
 )
 from edge_perception.core.config import PerceptionConfig, default_config_path, load_config
 from edge_perception.core.deadline_miss import DeadlineMissEvent
+from edge_perception.core.input_watchdog import InputWatchdog
 from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.launch_plan import CONTAINER_NAME, container_name
 from edge_perception.core.scheduler import DeadlineScheduler
@@ -147,6 +148,11 @@ class PerceptionContainer:
         self.node.create_timer(1.0, self.publish_diagnostics)
         for line in self.scheduler.setup_log:
             self.log.info(line)
+        watch = config.input_watchdog
+        for task_node in self.nodes:
+            task_node.watchdog = InputWatchdog(
+                task_node.task.period_ns, warn_periods=watch.warn_periods,
+                error_periods=watch.error_periods, started_ns=time.monotonic_ns())
         # Start-up leaves ~300k long-lived objects (models, message types, profiles). A full
         # collection over them held the GIL, so every lane, for ~150 ms (measured in the soak
         # workload): move them out of the collector's reach.
@@ -242,9 +248,13 @@ class PerceptionContainer:
 
     def publish_diagnostics(self) -> None:
         header = Header(stamp=time_from_ns(time.time_ns()))
+        now = time.monotonic_ns()
+        inputs = {node.task.name: node.watchdog.verdict(now) for node in self.nodes
+                  if node.watchdog is not None}
         self._publish(self.diagnostics, diagnostics_message(
             self.scheduler, header=header, variants=self.variants(),
-            task_extras=self._task_extras, failures=self.failures))
+            task_extras=self._task_extras, failures=self.failures, inputs=inputs,
+            now_ns=now))
 
     def _publish(self, publisher: Publisher[Any], msg: Any) -> None:
         """Publish, unless shutdown (SIGINT/SIGTERM) already invalidated the context: a timer

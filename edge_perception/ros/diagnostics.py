@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
+from edge_perception.core.input_watchdog import ERROR, WARN, InputVerdict
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.core.scheduling import ResponseBound
 
@@ -28,12 +29,17 @@ def _fmt(value: float) -> str:
 def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
                         variants: Mapping[str, str],
                         task_extras: Callable[[str], dict[str, str]],
-                        failures: Mapping[str, str]) -> DiagnosticArray:
+                        failures: Mapping[str, str],
+                        inputs: Mapping[str, InputVerdict] | None = None,
+                        now_ns: int = 0) -> DiagnosticArray:
     """Build the array from the scheduler's current statistics.
 
     ``task_extras(task)`` adds node-side values (bad frames per reason, ...); ``failures``
-    maps tasks that could not start to the reason (reported as ERROR).
+    maps tasks that could not start to the reason (reported as ERROR); ``inputs`` says per
+    task whether its camera sends (a silent one is WARN, then ERROR: a task without frames
+    misses no deadline), ``now_ns`` on the clock of their ``last_frame_ns``.
     """
+    inputs = inputs or {}
     bounds: dict[str, ResponseBound] = scheduler.analysis()
     statuses = []
     for name, task in scheduler.tasks.items():
@@ -42,16 +48,21 @@ def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
         ratio = stats.recent_miss_ratio
         bound = bounds.get(name)
         guard = scheduler.guards[name]
+        camera = inputs.get(name)
         if name in failures:
             level, message = DiagnosticStatus.ERROR, f'disabled: {failures[name]}'
         elif guard.isolated(scheduler.clock.now_ns()):
             level, message = DiagnosticStatus.ERROR, (
                 f'isolated after repeated {guard.last_reason}: frames refused for '
                 f'{(guard.isolated_until_ns - scheduler.clock.now_ns()) / 1e9:.1f} s more')
+        elif camera is not None and camera.level == ERROR:
+            level, message = DiagnosticStatus.ERROR, camera.message
         elif ratio >= ERROR_MISS_RATIO:
             level, message = DiagnosticStatus.ERROR, f'missing deadlines ({ratio:.0%} recent)'
         elif ratio >= WARN_MISS_RATIO:
             level, message = DiagnosticStatus.WARN, f'missing deadlines ({ratio:.0%} recent)'
+        elif camera is not None and camera.level == WARN:
+            level, message = DiagnosticStatus.WARN, camera.message
         elif bound is not None and not bound.schedulable:
             level, message = DiagnosticStatus.WARN, 'not schedulable by analysis'
         else:
@@ -73,6 +84,10 @@ def diagnostics_message(scheduler: DeadlineScheduler, *, header: Header,
             'wcet_margin': f'{scheduler.config.wcet_margin:g}',
             'rta_response_ms': _fmt(bound.response_ns / 1e6) if bound else 'n/a',
             'schedulable': ('unknown' if bound is None else str(bound.schedulable).lower()),
+            **({} if camera is None else {
+                'input': camera.level,
+                'last_frame_age_s': ('never' if camera.last_frame_ns is None
+                                     else f'{(now_ns - camera.last_frame_ns) / 1e9:.1f}')}),
             **task_extras(name),
         }
         statuses.append(DiagnosticStatus(

@@ -11,6 +11,7 @@ container subscribes to the camera for all its nodes at once (``subscribe=False`
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from edge_perception.core.config import InputQos, TaskConfig
+from edge_perception.core.input_watchdog import InputWatchdog
 from edge_perception.core.jobs import Stages, run_to_completion
 from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.frame_sharing import SharedFrames
@@ -68,6 +70,8 @@ class PerceptionTaskNode(LeanNode):
         self.adapter = adapter
         self.frames_received = 0
         self.frames_published = 0
+        # Set by the container once it is up: silence before that is start-up, not a camera.
+        self.watchdog: InputWatchdog | None = None
         self.bad_frames: Counter[str] = Counter()
         self.stamps = StampGate()
         self.declare_parameter(
@@ -113,6 +117,8 @@ class PerceptionTaskNode(LeanNode):
         """Decode ``msg`` now; return the staged work (inference, then publishing), or None
         for a bad frame, which is counted per reason and costs no job."""
         self.frames_received += 1
+        if self.watchdog is not None:
+            self.watchdog.frame(time.monotonic_ns())
         stamp = msg.header.stamp
         reason = self.stamps.check(ns_from_time(stamp),
                                    self.get_clock().now().nanoseconds)

@@ -71,3 +71,25 @@ def test_terminal_view_says_when_nothing_arrived_or_data_is_stale() -> None:
     assert 'waiting for /diagnostics' in console.export_text()
     console.print(render(filled_board().snapshot(), now_s=100.0))
     assert 'last update 61.0 s ago' in console.export_text()
+
+
+def test_rows_turn_stale_when_diagnostics_stop() -> None:
+    snapshot = filled_board().snapshot()  # last update at 39 s; the sign task is ERROR
+    assert [snapshot.shown_level(t.level, 41.9) for t in snapshot.tasks] == [0, 2]
+    assert [snapshot.shown_level(t.level, 42.1) for t in snapshot.tasks] == [3, 3]
+    console = Console(record=True, width=200)
+    console.print(render(snapshot, now_s=100.0))
+    text = console.export_text()
+    assert 'STALE: missing deadlines' in text
+    assert 'ERROR' not in text
+
+
+def test_a_silent_camera_shows_as_its_message() -> None:
+    board = Board()
+    silent = task_status('traffic_light', level=2, p50=1, p99=2, ratio=0)
+    board.update([Status(silent.name, 2, 'no frame yet (31 periods): is the camera running?',
+                         silent.hardware_id, {**silent.values, 'input': 'error'})],
+                 stamp_s=1.0)
+    console = Console(record=True, width=200)
+    console.print(render(board.snapshot(), now_s=1.5))
+    assert 'ERROR: no frame yet (31 periods): is the camera running?' in console.export_text()
