@@ -148,9 +148,6 @@ class PerceptionConfig:
         known = ', '.join(t.name for t in self.tasks)
         raise ConfigError(f'{self.source}: no task named {name!r} (known: {known})')
 
-    def model_path(self, model: str, variant: str) -> Path:
-        return self.model_dir / model / f'{variant}.onnx'
-
     def container_lanes(self) -> tuple[str | None, ...]:
         """The lane each container process hosts: (None,) = one process for every lane; with
         ``process_per_lane``, every lane some task starts on, in config order."""
@@ -378,14 +375,6 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
     if config.process_per_lane:
         for lane in {task.lane for task in tasks}:
             config.for_lane(lane)  # every task must fit in one lane's process
-    for task in tasks:
-        for model in task.models:
-            for variant in task.variants:
-                path = config.model_path(model, variant)
-                if not path.is_file():
-                    raise reader.fail(
-                        f'tasks ({task.name}).models', f'names {model!r}, but {path} is missing'
-                    )
     return config
 
 

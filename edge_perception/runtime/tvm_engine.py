@@ -293,6 +293,14 @@ def _sidecar(library: Path) -> Path:
     return library.with_name(library.name + '.sha256')
 
 
+def _intact(library: Path) -> bool:
+    """Whether ``library`` has its SHA-256 record and matches it."""
+    try:
+        return file_sha256(library) == _sidecar(library).read_text(encoding='utf-8').strip()
+    except OSError:
+        return False
+
+
 def _read_sidecar(library: Path) -> str:
     try:
         return _sidecar(library).read_text(encoding='utf-8').strip()
@@ -1710,6 +1718,10 @@ class ModelStore:
         """Compile unless a cached library exists; returns the library path."""
         onnx_model = self.verified_onnx(model, variant)
         library = self.library_path(model, variant, batch=batch, target=target, part=part)
+        if library.exists() and not _intact(library):
+            # Never loaded: rebuilt from the verified ONNX file instead.
+            _log.warning('%s does not match its SHA-256 record: rebuilding it', library)
+            library.unlink()
         if not library.exists():
             if part is not None:
                 onnx_model = sub_model(self.static_onnx(model, variant, batch), *part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,12 +212,19 @@ def test_adapt_needs_a_container_made_for_it(container: PerceptionContainer) -> 
         container.adapt()
 
 
-def test_a_task_with_a_tampered_model_is_isolated(repo_root: Path, tmp_path: Path,
-                                                  ros_context: Context) -> None:
+@pytest.mark.parametrize(('damage', 'reason'), [
+    (lambda path: path.write_bytes(path.read_bytes()[:-1] + b'\x01'),
+     'does not match its manifest SHA-256'),
+    (lambda path: path.unlink(), 'is missing'),
+], ids=['tampered', 'deleted'])
+def test_a_task_with_a_damaged_model_is_isolated(
+        repo_root: Path, tmp_path: Path, ros_context: Context,
+        damage: Callable[[Path], object], reason: str) -> None:
+    """A tampered or deleted variant file of the sign classifier disables the sign task
+    only (a deleted one used to stop the whole launch at config loading)."""
     zoo = tmp_path / 'zoo'
     shutil.copytree(repo_root / 'model_zoo', zoo)
-    tampered = zoo / 'sign_classifier' / 'half.onnx'
-    tampered.write_bytes(tampered.read_bytes()[:-1] + b'\x01')
+    damage(zoo / 'sign_classifier' / 'half.onnx')
     raw = yaml.safe_load((repo_root / 'config' / 'f1tenth.yaml').read_text())
     raw['model_dir'] = str(zoo)
     config_path = tmp_path / 'config.yaml'
@@ -225,7 +233,7 @@ def test_a_task_with_a_tampered_model_is_isolated(repo_root: Path, tmp_path: Pat
                                     select_variants=False, adapt_variants=False)
     try:
         assert [n.task.name for n in container.nodes] == ['traffic_light']
-        assert 'does not match its manifest SHA-256' in container.failures['traffic_sign']
+        assert reason in container.failures['traffic_sign']
         listener = Node('listener', context=ros_context)
         arrays: list[DiagnosticArray] = []
         listener.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)

@@ -503,3 +503,23 @@ def test_engine_input_copy_keeps_every_value(make_source: Any) -> None:
     target = np.zeros_like(values)
     copy_holding_gil(target, make_source(values))
     np.testing.assert_array_equal(target, values)
+
+
+@pytest.mark.parametrize('damage', ['corrupted', 'record_lost'])
+def test_a_damaged_cached_library_is_rebuilt_not_loaded(
+        zoo_copy: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    """build-models (and a node's start) used to keep a corrupted library and report it
+    ready; loading it was then refused on every start."""
+    store = ModelStore(Manifest.load(zoo_copy), cache_dir=tmp_path)
+    library = store.build('sign_classifier', 'quarter', batch=1, target=CompileTarget('cpu'))
+    if damage == 'corrupted':
+        with library.open('r+b') as stream:
+            stream.seek(4096)
+            stream.write(b'\xff' * 64)
+    else:
+        library.with_name(library.name + '.sha256').unlink()
+    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
+        assert store.build('sign_classifier', 'quarter', batch=1,
+                           target=CompileTarget('cpu')) == library
+    assert 'does not match its SHA-256 record: rebuilding it' in caplog.text
+    _assert_classifier_matches_onnxruntime(store, 'quarter', seed=3)
