@@ -320,7 +320,7 @@ def _soak(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         plot(result, args.out / 'soak.png')
         print(f'plot: {args.out / "soak.png"}')
-    return 1 if result.crashed else 0
+    return 1 if result.failure is not None else 0
 
 
 def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

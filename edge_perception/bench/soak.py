@@ -64,6 +64,11 @@ class SoakResult:
     urgent_deadline_ms: float | None = None
     urgent_response_ms: tuple[float, float] | None = None  # p50, p99 over its recent jobs
 
+    @property
+    def failure(self) -> str | None:
+        """Why the soak failed (a container crashed, or no sample came), None if it ran."""
+        return self.crashed or (None if self.samples else 'no samples')
+
     def rss_growth_mb_per_min(self) -> float:
         """Slope of RSS over the second half (the first half includes warm-up)."""
         half = self.samples[len(self.samples) // 2:]
@@ -152,8 +157,8 @@ def player_command(bag: Path) -> list[str]:
 
 def format_result(result: SoakResult) -> str:
     samples = result.samples
-    if result.crashed or not samples:
-        return f'soak FAILED: {result.crashed or "no samples"}'
+    if result.failure is not None:
+        return f'soak FAILED: {result.failure}'
     load = ', '.join(f'{lane} {u:.2f}x' for lane, u in sorted(result.load.items()))
     rss = [s.rss_mb for s in samples]
     return '\n'.join([

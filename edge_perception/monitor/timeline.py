@@ -61,6 +61,9 @@ def read_log(path: Path) -> list[TaskTimeline]:
         lines = path.read_text(encoding='utf-8').splitlines()
     except OSError as err:
         raise TimelineError(f'Cannot read run log {path}: {err}') from None
+    except UnicodeDecodeError:
+        raise TimelineError(f'{path} is not a run log (JSON lines) nor a rosbag2 '
+                            'folder: it is not text') from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

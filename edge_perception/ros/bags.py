@@ -232,8 +232,13 @@ class BagPlayer:
         """Blocking playback (run it on a thread); returns at the end or on :meth:`stop`."""
         try:
             while not self._stop.is_set():
+                before = self.published
                 self._play_once()
                 if not self.loop:
+                    return
+                if self.published == before:  # nothing to play: looping would spin a core
+                    self.node.get_logger().warning(f'{self.bag}: no message to play; '
+                                                   'not looping')
                     return
         finally:
             self.done.set()

@@ -137,6 +137,17 @@ def test_replay_options_are_validated(tmp_path: Path, ros_context: Context) -> N
         BagPlayer(node, tmp_path / 'b', rate=-1.0)
 
 
+def test_looping_a_bag_without_messages_ends_instead_of_spinning(
+        tmp_path: Path, ros_context: Context) -> None:
+    bag = tmp_path / 'empty'
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    with Writer(bag, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        writer.add_connection('/chatter', 'std_msgs/msg/String', typestore=typestore)
+    player = BagPlayer(Node('player', context=ros_context), bag, loop=True)
+    player.play()  # returned: it used to loop over nothing at 100 % of a core
+    assert (player.done.is_set(), player.published) == (True, 0)
+
+
 def test_synth_bag_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['synth-bag', str(tmp_path / 'cli_bag'), '--frames', '3',
                  '--storage', 'mcap']) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -59,3 +60,13 @@ def test_children_are_stopped_together(tmp_path: Path) -> None:
     children.check()  # both running
     children.stop(timeout_s=10)
     assert all(p.returncode is not None for p in children.processes.values())
+
+
+def test_a_soak_without_samples_fails_as_a_crashed_one_does() -> None:
+    """It printed FAILED and exited 0; the command now exits 1 on any failure."""
+    empty = SoakResult(load={}, urgent_task='traffic_light', samples=[], max_queue_bound=1,
+                       crashed=None)
+    assert empty.failure == 'no samples'
+    assert format_result(empty) == 'soak FAILED: no samples'
+    crashed = dataclasses.replace(empty, crashed='container exited with 1')
+    assert crashed.failure == 'container exited with 1'

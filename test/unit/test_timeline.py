@@ -61,3 +61,10 @@ def test_report_figures_are_written(tmp_path: Path) -> None:
     paths = plot_report(sample_run(), tmp_path)
     assert [p.name for p in paths] == ['response_cdf.png', 'miss_timeline.png']
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_a_binary_file_is_named_not_decoded(tmp_path: Path) -> None:
+    binary = tmp_path / 'capture.bin'
+    binary.write_bytes(b'x\x00\xff\xfe')
+    with pytest.raises(TimelineError, match=r'capture\.bin is not a run log .*: it is not text'):
+        read_log(binary)
