@@ -79,7 +79,10 @@ def run_monitor(*, duration_s: float | None, snapshot_dir: Path | None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # The spinning thread must have left rclpy before the context goes: a thread still
+        # waiting inside it at exit aborted the process ("terminate called ...", exit 134).
         executor.shutdown()
+        spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
     if snapshot_dir is not None:

@@ -31,3 +31,13 @@ def test_monitor_process_shows_the_containers_tasks(container: PerceptionContain
     assert 'waiting for' not in view.split('traffic_light')[-1]
     widget = tmp_path / 'monitor_widget.png'
     assert widget.stat().st_size > 10_000
+
+
+def test_monitor_for_a_duration_exits_cleanly() -> None:
+    """It aborted at exit ("terminate called without an active exception", 134) 4 of 4."""
+    for _ in range(2):
+        done = subprocess.run([sys.executable, '-m', 'edge_perception.cli', 'monitor',
+                               '--duration', '1'], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        assert 'terminate called' not in done.stderr
