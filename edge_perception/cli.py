@@ -85,18 +85,13 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _launch(args: argparse.Namespace) -> int:
     from edge_perception.core.launch_plan import plan_launch
-    from edge_perception.ros.container import run_container
-    from edge_perception.ros.lane_processes import ChildProcesses
+    from edge_perception.ros.supervisor import run_launch
 
     plan = plan_launch(args.config)
     for container in plan.containers:
-        print(f'launching {container.name} with {", ".join(n.name for n in container.nodes)}')
-    # The first container runs in this process, any other (one per lane) in a child.
-    first, *others = plan.containers
-    with ChildProcesses() as children:
-        children.start_containers(others)
-        run_container(['edge-perception', *first.command_line_arguments()])
-    return 0
+        print(f'launching {container.name} with {", ".join(n.name for n in container.nodes)}',
+              flush=True)
+    return run_launch(plan)
 
 
 def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

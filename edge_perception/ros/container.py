@@ -334,6 +334,10 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
         container.executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if owner.context.ok():
+            raise
+        # Stopped (SIGINT/SIGTERM) while starting: what failed, failed for want of a context.
     finally:
         if container is not None:
             container.destroy()

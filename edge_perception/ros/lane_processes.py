@@ -41,6 +41,17 @@ def rss_mb(pid: int) -> float:
     return float('nan')
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL it when its parent dies (Linux's PR_SET_PDEATHSIG), so
+    a killed parent leaves no container running behind it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, int(signal.SIGKILL))
+    except (OSError, AttributeError):
+        pass  # not Linux: children then outlive a killed parent
+
+
 class ChildProcesses:
     """Named child processes, each logging to ``log_dir/<name>.log`` (to this process's
     output when ``log_dir`` is None), stopped together with SIGINT, as ``ros2 launch`` stops
@@ -58,7 +69,7 @@ class ChildProcesses:
         output = None if log is None else log.open('wb')
         try:
             self.processes[name] = subprocess.Popen(list(command), stdout=output,
-                                                    stderr=output)
+                                                    stderr=output, preexec_fn=die_with_parent)
         finally:
             if output is not None:
                 output.close()  # the child holds its own copy

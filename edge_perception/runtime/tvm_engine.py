@@ -1618,8 +1618,8 @@ class ModelStore:
         where = 'here' if target.cpu.runs_here() else f'on the {target.cpu.arch} machine'
         fix = f'`{command}` {where} gives it its own'
         if borrowed is not None and has_own:
-            _log.warning('%s: schedules its database lacks come from %s (%s)', target.tag(),
-                         borrowed.parent.name, fix)
+            _log.warning('%s: schedules its database lacks come from %s (`%s` %s fills them)',
+                         target.tag(), borrowed.parent.name, command, where)
         elif borrowed is not None:
             variants = sum(len(entry.variants) for entry in self.manifest.models.values())
             _log.warning('%s has no tuning database: builds borrow %s (%s, about %d minutes '

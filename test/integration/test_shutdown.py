@@ -57,16 +57,60 @@ def test_a_container_per_lane_stops_with_the_launch(tmp_path: Path) -> None:
                           tmp_path / 'per_lane.yaml')
     process, lines = launch(str(config), containers=2)
     try:
-        assert len(containers_of(config)) == 2  # the launch's own, and one child
+        assert len(containers_of(config)) == 3  # the launch, and a container per lane
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
     finally:
         process.kill()
     assert code == 0, ''.join(lines)
-    assert containers_of(config) == []  # the child stopped with it
+    assert containers_of(config) == []  # the containers stopped with it
     assert 'Traceback' not in ''.join(lines)
     hosted = [line for line in lines if 'hosting' in line]
     assert any('traffic_light_detector' in line and 'sign' not in line for line in hosted)
+
+
+def test_a_signal_during_start_up_ends_everything_at_once(tmp_path: Path) -> None:
+    """SIGTERM while the container loads its models: it used to print a traceback
+    (NotInitializedException, RCLError: failed to create timer) or take 30 s."""
+    config = write_config(committed_config(), tmp_path / 'starting.yaml')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'edge_perception.cli', 'launch', str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    assert 'launching perception_container' in process.stdout.readline()
+    give_up = time.monotonic() + 30
+    while not [pid for pid in containers_of(config) if pid != process.pid]:
+        assert time.monotonic() < give_up, 'no container process started'
+        time.sleep(0.05)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=10)
+    finally:
+        process.kill()
+    stopped_in = time.monotonic() - started
+    output = process.stdout.read()
+    assert (code, 'Traceback' in output) == (0, False), output
+    assert stopped_in < 2.5  # within 2 s, and the test's own process start-up
+    assert containers_of(config) == []
+
+
+def test_containers_die_with_a_killed_launch(tmp_path: Path) -> None:
+    """kill -KILL of the launch left its container running, still publishing."""
+    config = write_config(committed_config(), tmp_path / 'orphans.yaml')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'edge_perception.cli', 'launch', str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    give_up = time.monotonic() + 30
+    while len(containers_of(config)) < 2:
+        assert time.monotonic() < give_up, 'no container process started'
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    give_up = time.monotonic() + 5
+    while containers_of(config):
+        assert time.monotonic() < give_up, f'left running: {containers_of(config)}'
+        time.sleep(0.05)
 
 
 def containers_of(config: Path) -> list[int]:
