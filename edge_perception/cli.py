@@ -234,7 +234,7 @@ def _bench(args: argparse.Namespace) -> int:
     from edge_perception.core.config import load_config
 
     report = run(load_config(args.config), args.out, mode=args.mode,
-                 sections=tuple(args.only))
+                 sections=tuple(args.only), resolution=args.resolution)
     print(f'report: {report} (figures beside it)')
     return 0
 
@@ -251,6 +251,9 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         help='run these benchmarks only')
     parser.add_argument('--out', type=Path, default=Path('bench_output'),
                         help='folder for report.md and the figures')
+    parser.add_argument('--resolution', type=_resolution, default=None, metavar='WxH',
+                        help="the executor benchmark's camera frames, e.g. 1280x720 "
+                             '(default 320x240)')
     parser.set_defaults(run=_bench)
 
 
@@ -543,13 +546,14 @@ def _replay(args: argparse.Namespace) -> int:
     import time
 
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
 
     from edge_perception.ros.bags import BagPlayer
 
     rclpy.init()
     node = Node('edge_perception_player')
+    player: BagPlayer | None = None
     try:
         player = BagPlayer(node, args.bag, rate=args.rate, loop=args.loop,
                            start_offset_s=args.start_offset, restamp=args.restamp)
@@ -562,6 +566,10 @@ def _replay(args: argparse.Namespace) -> int:
         while not player.done.is_set():
             executor.spin_once(timeout_sec=0.1)
         print(f'published {player.published} messages from {args.bag}')
+    except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT / SIGTERM: stop here
+        if player is not None:
+            player.stop()
+            print(f'stopped after {player.published} messages from {args.bag}')
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -111,9 +111,11 @@ class Workload:
 
 def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_tasks: int,
                    frames: int, urgent_margin: float = URGENT_MARGIN,
-                   process_per_lane: bool = False) -> Workload:
-    """Tasks and a recorded drive whose camera rate loads the busier lane to ``load`` x its
-    capacity; every executor replays the same bag. The period leaves the light task
+                   process_per_lane: bool = False,
+                   resolution: tuple[int, int] | None = None) -> Workload:
+    """Tasks and a recorded drive (frames of ``resolution``, default 320x240) whose camera
+    rate loads the busier lane to ``load`` x its capacity; every executor replays the same
+    bag. The period leaves the light task
     ``urgent_margin`` x its own profiled time plus one blocking sign stage."""
     store = ModelStore.of(base.model_dir)
     frame = busy_frame()
@@ -158,7 +160,7 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
     path.write_text(yaml.safe_dump(raw))
     rate_hz = 1000.0 / period_ms
     bag = out_dir / 'executor_workload_bag'
-    write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz)
+    write_synthetic_bag(bag, frames=frames, rate_hz=rate_hz, resolution=resolution)
     return Workload(load_config(path), rate_hz,
                     {lane: cost / period_ms for lane, cost in lanes.items()}, bag, lights['name'])
 
@@ -263,9 +265,10 @@ def executor_misses(report: ReportedTask) -> tuple[int, int, int]:
 
 
 def compare(base: PerceptionConfig, out_dir: Path, *, frames: int, load: float,
-            sign_tasks: int) -> tuple[Workload, list[TaskRow]]:
+            sign_tasks: int, resolution: tuple[int, int] | None = None
+            ) -> tuple[Workload, list[TaskRow]]:
     workload = build_workload(base, out_dir, load=load, sign_tasks=sign_tasks, frames=frames,
-                              process_per_lane=True)
+                              process_per_lane=True, resolution=resolution)
     rows = []
     for name in EXECUTORS:
         rows.extend(run_one(name, workload))

@@ -5,6 +5,7 @@ machine (its description heads the report); nothing is copied from earlier runs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -34,6 +35,7 @@ class BenchSettings:
     stream_seconds: float
     executor_frames: int
     transport_frames: int
+    resolution: tuple[int, int] | None = None  # the executor benchmark's frames (320x240)
 
     @classmethod
     def named(cls, mode: str) -> BenchSettings:
@@ -67,10 +69,10 @@ def machine() -> str:
 
 
 def run(config: PerceptionConfig, out_dir: Path, *, mode: str,
-        sections: tuple[str, ...] = SECTIONS,
+        sections: tuple[str, ...] = SECTIONS, resolution: tuple[int, int] | None = None,
         say: Callable[[str], None] = print) -> Path:
     """Run ``sections`` and write ``out_dir/report.md`` with its figures; returns the path."""
-    settings = BenchSettings.named(mode)
+    settings = dataclasses.replace(BenchSettings.named(mode), resolution=resolution)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     parts = [f'# edge_perception benchmark report ({mode})', '',
@@ -147,7 +149,8 @@ def _executors(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
 
     with tempfile.TemporaryDirectory() as scratch:
         workload, rows = executor_comparison.compare(
-            config, Path(scratch), frames=settings.executor_frames, load=1.2, sign_tasks=10)
+            config, Path(scratch), frames=settings.executor_frames, load=1.2, sign_tasks=10,
+            resolution=settings.resolution)
     table = executor_comparison.format_report(workload, rows)
     say(table)
     executor_comparison.plot(workload, rows, out_dir / 'executors.png')

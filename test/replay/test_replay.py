@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -154,3 +158,20 @@ def test_synth_bag_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert 'wrote 9 messages' in capsys.readouterr().out
     assert main(['synth-bag', str(tmp_path / 'cli_bag'), '--frames', '3']) == 2
     assert 'already exists' in capsys.readouterr().err
+
+
+def test_replay_stops_on_sigterm_without_a_traceback(tmp_path: Path) -> None:
+    """It ended in an ExternalShutdownException traceback."""
+    write_synthetic_bag(tmp_path / 'drive', frames=10)
+    replay = subprocess.Popen([sys.executable, '-m', 'edge_perception.cli', 'replay',
+                               str(tmp_path / 'drive'), '--loop'],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert replay.stdout is not None
+    give_up = time.monotonic() + 30
+    while 'replaying drive' not in replay.stdout.read(64):
+        assert time.monotonic() < give_up, 'replay did not start'
+    replay.send_signal(signal.SIGTERM)
+    output, _ = replay.communicate(timeout=10)
+    assert replay.returncode == 0, output
+    assert 'Traceback' not in output
+    assert 'stopped after ' in output
