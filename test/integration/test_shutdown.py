@@ -32,7 +32,8 @@ def launch(*args: str, containers: int = 1) -> tuple[subprocess.Popen[str], list
 
     threading.Thread(target=read, daemon=True).start()
     for _ in range(containers):
-        assert ready.acquire(timeout=120), ''.join(lines)
+        # A readiness wait: on a cold cache a container compiles every variant first.
+        assert ready.acquire(timeout=600), ''.join(lines)
     time.sleep(1.0)  # lanes started and idle-waiting
     return process, lines
 
