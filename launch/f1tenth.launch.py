@@ -2,8 +2,9 @@
 
     ros2 launch edge_perception f1tenth.launch.py [config:=FILE] [bag:=BAG] [rate:=1.0]
 
-The node list comes from edge_perception.core.launch_plan, the same helper that the in-process
-``edge-perception launch`` uses, so both start exactly the same containers and task nodes.
+The node list comes from edge_perception.core.launch_plan, the same helper that
+``edge-perception launch`` uses, so both start exactly the same containers and task nodes; a
+container that dies is restarted after a second here, as ``edge-perception launch`` does.
 """
 
 import os
@@ -31,6 +32,8 @@ def _bring_up(context, *args, **kwargs):
             ros_arguments=container.ros_arguments,  # names the container node alone
             output='screen',
             emulate_tty=True,
+            respawn=True,
+            respawn_delay=1.0,
         )
         for container in plan.containers  # one, or one per lane (process_per_lane)
     )
