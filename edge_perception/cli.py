@@ -345,7 +345,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from edge_perception.runtime.tvm_engine import TUNING_DIR, CompileTarget
+    from edge_perception.runtime.tvm_engine import CompileTarget
 
     # A new CPU only times records and ranks them unless asked for trials too.
     args = argparse.Namespace(**{
@@ -382,7 +382,7 @@ def _tune(args: argparse.Namespace) -> int:
     jobs = [(model, variant, batch) for model in models for variant in variants
             if variant in store.manifest.models[model].variants for batch in args.batch]
     unit, per_job = ('trial', args.trials) if args.trials else ('model', 1)
-    native_log = store.manifest.root / TUNING_DIR / target.tag() / 'logs' / 'tvm.log'
+    native_log = store.cache_dir / 'tune-logs' / f'{target.tag()}.log'
     with _native_stderr_to(native_log), tqdm(
             total=len(jobs) * per_job, desc=f'tuning for {target.tag()}', unit=unit) as progress:
         for model, variant, batch in jobs:
