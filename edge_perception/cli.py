@@ -569,6 +569,7 @@ def _replay(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT / SIGTERM: stop here
         if player is not None:
             player.stop()
+            player.done.wait(timeout=2.0)  # its thread leaves rclpy before the node goes
             print(f'stopped after {player.published} messages from {args.bag}')
     finally:
         node.destroy_node()

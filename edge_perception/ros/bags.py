@@ -233,7 +233,12 @@ class BagPlayer:
         try:
             while not self._stop.is_set():
                 before = self.published
-                self._play_once()
+                try:
+                    self._play_once()
+                except Exception:  # rclpy raises several kinds once its context is gone
+                    if self.node.context.ok():
+                        raise
+                    return  # shut down (SIGINT/SIGTERM) while publishing: nothing to say
                 if not self.loop:
                     return
                 if self.published == before:  # nothing to play: looping would spin a core
