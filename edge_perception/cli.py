@@ -17,8 +17,8 @@ from edge_perception.ros.bag_errors import BagError
 from edge_perception.runtime.manifest import ModelLoadError
 
 if TYPE_CHECKING:
-    from edge_perception.runtime.tvm.target import CpuTarget
-    from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
+    from edge_perception.runtime.tvm.store import ModelStore
+    from edge_perception.runtime.tvm.target import CompileTarget, CpuTarget
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ZOO = SOURCE_ROOT / 'model_zoo'
@@ -51,7 +51,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _model_store(zoo: Path) -> ModelStore:
-    from edge_perception.runtime.tvm_engine import ModelStore
+    from edge_perception.runtime.tvm.store import ModelStore
 
     return ModelStore.of(zoo)
 
@@ -128,8 +128,8 @@ def _build_models(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edge_perception.core.config import load_config
-    from edge_perception.runtime.tvm.target import host_target
-    from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, cuda_available
+    from edge_perception.runtime.tvm.store import ModelStore
+    from edge_perception.runtime.tvm.target import CompileTarget, cuda_available, host_target
 
     config = load_config(args.config)
     store = _model_store(config.model_dir)
@@ -345,7 +345,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from edge_perception.runtime.tvm_engine import CompileTarget
+    from edge_perception.runtime.tvm.target import CompileTarget
 
     # A new CPU only times records and ranks them unless asked for trials too.
     args = argparse.Namespace(**{
@@ -425,7 +425,12 @@ def _tune_one(args: argparse.Namespace, store: ModelStore, target: CompileTarget
     """Seed, tune and rank one model variant's database as ``args`` say."""
     from tqdm import tqdm
 
-    from edge_perception.runtime.tvm_engine import tuning_records
+    from edge_perception.runtime.tvm.database import tuning_records
+    from edge_perception.runtime.tvm.tuning.variants import (
+        rank_variant,
+        seed_variant,
+        tune_variant,
+    )
 
     model, variant, batch = job
     database = store.tuning_database(model, variant, batch=batch, target=target)
@@ -446,26 +451,26 @@ def _tune_one(args: argparse.Namespace, store: ModelStore, target: CompileTarget
                 measured.total = total
                 measured.update(done - measured.n)
 
-            records = store.seed(model, variant, batch=batch, target=target, source=source,
-                                 per_function=args.seed, on_measured=timed)
+            records = seed_variant(store, model, variant, batch=batch, target=target,
+                                   source=source, per_function=args.seed, on_measured=timed)
         if records > held:
             tqdm.write(f'{model}/{variant} batch {batch}: {records - held} records '
                        f'from {source.parent.name}/{source.name}, timed here, in {database}')
     tuned_from = tuning_records(database) if args.trials else args.since
     if args.trials:
         try:
-            records = store.tune(model, variant, batch=batch, target=target,
-                                 trials=args.trials, on_trials=progress.update,
-                                 focus=args.focus, functions=args.functions)
+            records = tune_variant(store, model, variant, batch=batch, target=target,
+                                   trials=args.trials, on_trials=progress.update,
+                                   focus=args.focus, functions=args.functions)
         except ValueError as error:  # a function name the model does not have
             raise ModelLoadError(f'{model}/{variant}: {error}') from None
         tqdm.write(f'{model}/{variant} batch {batch}: {records} records in {database}')
     if args.rank:
         with tqdm(desc=f'{model}/{variant} b{batch}: ranking in the model',
                   unit='build', leave=False) as builds:
-            report = store.rank_in_model(model, variant, batch=batch, target=target,
-                                         candidates=args.rank, on_build=builds.update,
-                                         tuned_from=tuned_from)
+            report = rank_variant(store, model, variant, batch=batch, target=target,
+                                  candidates=args.rank, on_build=builds.update,
+                                  tuned_from=tuned_from)
         for line in report:
             tqdm.write(f'  {line}')
 

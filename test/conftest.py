@@ -38,7 +38,7 @@ def zoo_copy(repo_root: Path, tmp_path: Path) -> Path:
 def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
     """The model zoo with every committed database moved to a CPU that is not this one, of
     this machine's architecture."""
-    from edge_perception.runtime.tvm_engine import CompileTarget
+    from edge_perception.runtime.tvm.target import CompileTarget
 
     tuning = zoo_copy / 'tuning'
     arch = CompileTarget('cpu').cpu.arch
@@ -53,7 +53,7 @@ def zoo_tuned_elsewhere(zoo_copy: Path) -> Path:
 def zoo_tuned_here(zoo_copy: Path) -> Path:
     """The model zoo with the reference CPU's one-core databases (see
     runtime/conftest.py) as this CPU's own, whatever CPU runs the tests, and no other."""
-    from edge_perception.runtime.tvm_engine import LOWERING, CompileTarget
+    from edge_perception.runtime.tvm.target import LOWERING, CompileTarget
 
     tuning = zoo_copy / 'tuning'
     staged = zoo_copy / 'reference-databases'

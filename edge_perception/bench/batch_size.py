@@ -18,7 +18,8 @@ from tqdm import tqdm
 from edge_perception.core.batching import frame_budget_batch
 from edge_perception.figures import pyplot, save
 from edge_perception.runtime.engine import median_latency_ns
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import CompileTarget
 
 
 @dataclass(frozen=True)

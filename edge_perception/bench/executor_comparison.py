@@ -45,7 +45,7 @@ from edge_perception.ros.lane_processes import (
     off_lane_cores,
 )
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
-from edge_perception.runtime.tvm_engine import ModelStore
+from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.tasks.pipelines import PIPELINES
 
 WORKLOAD_RUNS = 15

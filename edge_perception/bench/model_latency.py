@@ -27,7 +27,8 @@ import onnxruntime
 from tqdm import tqdm
 
 from edge_perception.figures import pyplot, save
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, tagged_cpu
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import CompileTarget, tagged_cpu
 from edge_perception.tasks.detector_decoding import aligned_empty
 
 

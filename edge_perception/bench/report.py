@@ -56,8 +56,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    from edge_perception.runtime.tvm.target import host_target
-    from edge_perception.runtime.tvm_engine import cuda_available
+    from edge_perception.runtime.tvm.target import cuda_available, host_target
 
     versions = ', '.join(f'{name} {metadata.version(name)}'
                          for name in ('apache-tvm', 'onnxruntime', 'numpy'))
@@ -95,7 +94,8 @@ def _block(text: str) -> list[str]:
 def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
             say: Callable[[str], None]) -> list[str]:
     from edge_perception.bench import model_latency
-    from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
+    from edge_perception.runtime.tvm.store import ModelStore
+    from edge_perception.runtime.tvm.target import cuda_available
 
     store = ModelStore.of(config.model_dir)
     untuned = ModelStore(store.manifest, cache_dir=store.cache_dir, use_tuning=False)
@@ -114,7 +114,7 @@ def _models(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
 def _batch(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
            say: Callable[[str], None]) -> list[str]:
     from edge_perception.bench import batch_size
-    from edge_perception.runtime.tvm_engine import ModelStore
+    from edge_perception.runtime.tvm.store import ModelStore
 
     store = ModelStore.of(config.model_dir)
     curves = batch_size.measure(

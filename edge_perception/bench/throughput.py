@@ -31,7 +31,8 @@ from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.figures import pyplot, save
 from edge_perception.models.synthetic import generate_frame
 from edge_perception.runtime.task_models import Placement, TaskModels
-from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import cuda_available
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.frames import BgrImage, Frame
 from edge_perception.tasks.pipelines import TrafficLightPipeline

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_perception.models.synthetic import Frame, generate_frame
-from edge_perception.runtime.tvm_engine import ModelStore
+from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.tasks.classes import (
     DETECTOR_CLASSES,
     LIGHT_STATES,

@@ -1,7 +1,7 @@
 """The perception container: every task node of a config (or of one lane) in one process,
 one executor.
 
-One :class:`~edge_perception.runtime.tvm_engine.ModelStore` holds the compiled TVM modules of
+One :class:`~edge_perception.runtime.tvm.store.ModelStore` holds the compiled TVM modules of
 all tasks (the shared detector is compiled and loaded once). The
 :class:`~edge_perception.ros.deadline_executor.DeadlineExecutor` runs the tasks on their
 lanes in deadline-monotonic order. At start-up every variant of every task is profiled and
@@ -58,7 +58,8 @@ from edge_perception.ros.message_adapter import (
 from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
-from edge_perception.runtime.tvm_engine import ModelStore, cuda_available
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import cuda_available
 from edge_perception.tasks.frames import BgrImage, Frame
 from edge_perception.tasks.pipelines import Infer, TaskPipeline
 

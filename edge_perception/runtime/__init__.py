@@ -1,1 +1,1 @@
-"""Inference engines behind one Protocol; only tvm_engine.py imports tvm."""
+"""Inference engines behind one Protocol; only runtime/tvm/ imports tvm."""

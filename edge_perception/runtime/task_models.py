@@ -21,7 +21,7 @@ PROFILE_RUNS = 15
 
 
 class EngineSource(Protocol):
-    """What :class:`TaskModels` needs from a model store (tvm_engine.ModelStore has it)."""
+    """What :class:`TaskModels` needs from a model store (tvm.store.ModelStore has it)."""
 
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
                threads: int = 1, lane: str = 'main',

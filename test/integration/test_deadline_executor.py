@@ -22,7 +22,7 @@ from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.ros.message_adapter import DEADLINE_MISS_TOPIC
 from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
-from edge_perception.runtime.tvm_engine import ModelStore, default_cache_dir
+from edge_perception.runtime.tvm.store import ModelStore, default_cache_dir
 from edge_perception.tasks.pipelines import PIPELINES
 
 from ..conftest import committed_config, write_config

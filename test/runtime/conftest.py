@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import tvm
 
-from edge_perception.runtime.tvm.target import CpuTarget
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, _lowered
+from edge_perception.runtime.tvm.lowering import lowered
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import CompileTarget, CpuTarget
 
 # The CPU whose committed databases the tests read, whatever CPU runs them: the fullest
 # (the input's preparation fused into the stem, records that skip the padding's taps).
@@ -27,7 +28,7 @@ def classifier_functions(repo_root: Path) -> dict[str, Any]:
     """The sign classifier quarter's TIR functions by name, as tuning sees them."""
     store = ModelStore.of(repo_root / 'model_zoo')
     target = tvm.target.Target(CompileTarget('cpu').spec())
-    module = _lowered(store.static_onnx('sign_classifier', 'quarter', 1),
+    module = lowered(store.static_onnx('sign_classifier', 'quarter', 1),
                       store.input_shape('sign_classifier', 1), target)
     return {var.name_hint: function.with_attr('global_symbol', 'main')
             for var, function in module.functions_items()

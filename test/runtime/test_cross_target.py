@@ -15,9 +15,12 @@ import pytest
 from edge_perception import cli
 from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.tvm import target as tvm_target
+from edge_perception.runtime.tvm.engine import TvmEngine
+from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import (
     BOARDS,
     HOST_CPU_VARIABLE,
+    CompileTarget,
     CpuTarget,
     TargetError,
     host_target,
@@ -26,8 +29,8 @@ from edge_perception.runtime.tvm.target import (
     machine_arch,
     normalised_triple,
     parse_target,
+    tagged_cpu,
 )
-from edge_perception.runtime.tvm_engine import CompileTarget, ModelStore, TvmEngine, tagged_cpu
 
 ORIN = 'aarch64-jetson-orin'
 EMULATOR = Path(os.environ.get('EDGE_PERCEPTION_ARM64', Path(__file__).parents[2] / '.arm64'))

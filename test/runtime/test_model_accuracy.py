@@ -9,7 +9,7 @@ import pytest
 from edge_perception.cli import main
 from edge_perception.models.evaluate import EVALUATORS, held_out_frames
 from edge_perception.runtime.manifest import Manifest
-from edge_perception.runtime.tvm_engine import ModelStore
+from edge_perception.runtime.tvm.store import ModelStore
 
 # The manifest was recorded on 300 test frames; re-checking on the first 100 keeps the test
 # quick, at the price of sampling noise (a swapped or broken model misses by far more).

@@ -10,7 +10,7 @@ import pytest
 import tvm
 from tvm import s_tir
 
-from edge_perception.runtime.tvm_engine import (
+from edge_perception.runtime.tvm.tir_passes import (
     _realizes,
     inline_prologue,
     padding_in_input_order_in,

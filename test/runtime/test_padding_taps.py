@@ -15,17 +15,12 @@ import tvm_ffi
 from tvm import s_tir
 
 from edge_perception.runtime.manifest import Manifest
-from edge_perception.runtime.tvm_engine import (
-    SKIP_PADDING_TAPS,
-    CompileTarget,
-    ModelStore,
-    TvmEngine,
-    _lowered,
-    _scheduled,
-    compile_onnx,
-    seed_database,
-    skip_padding_taps_in,
-)
+from edge_perception.runtime.tvm.engine import TvmEngine
+from edge_perception.runtime.tvm.lowering import _scheduled, compile_onnx, lowered
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import CompileTarget
+from edge_perception.runtime.tvm.tir_passes import SKIP_PADDING_TAPS, skip_padding_taps_in
+from edge_perception.runtime.tvm.tuning.seeding import seed_database
 
 from .test_tuning_space import _run
 
@@ -157,7 +152,7 @@ def test_seeding_gives_each_convolution_records_that_skip_its_padding_taps_timed
             best[workload] = (mean, line)
     skipping = sum(SKIP_PADDING_TAPS in line for _, line in best.values())
     target = tvm.target.Target(cpu.spec())
-    built = _scheduled(_lowered(model, shape, target), target, [database])
+    built = _scheduled(lowered(model, shape, target), target, [database])
     assert skipping == sum(bool(_guards(skip_padding_taps_in(function)))
                            for function in built.functions.values()
                            if isinstance(function, tvm.tirx.PrimFunc))

@@ -9,12 +9,9 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from edge_perception.runtime.tvm_engine import (
-    SKIP_PADDING_TAPS,
-    CompileTarget,
-    cpu_design_space,
-    epilogue_in_tile,
-)
+from edge_perception.runtime.tvm.target import CompileTarget
+from edge_perception.runtime.tvm.tir_passes import SKIP_PADDING_TAPS
+from edge_perception.runtime.tvm.tuning.design_space import cpu_design_space, epilogue_in_tile
 
 
 def _run(function: Any, arguments: list[np.ndarray]) -> np.ndarray:

@@ -18,15 +18,11 @@ import tvm
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
 from edge_perception.runtime.model_split import sub_model
-from edge_perception.runtime.tvm_engine import (
-    CompileTarget,
-    ModelStore,
-    TvmEngine,
-    copy_holding_gil,
-    cuda_available,
-    in_place_tensor,
-    tuned_module,
-)
+from edge_perception.runtime.tvm.engine import TvmEngine, copy_holding_gil, in_place_tensor
+from edge_perception.runtime.tvm.lowering import tuned_module
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import CompileTarget, cuda_available
+from edge_perception.runtime.tvm.tuning.variants import seed_variant
 from edge_perception.tasks.detector_decoding import aligned_empty
 
 # Float32 reordering between TVM's and onnxruntime's kernels; outputs are probabilities,
@@ -138,7 +134,7 @@ def test_inference_makes_no_system_calls(store: ModelStore) -> None:
 
 
 def test_tvm_threads_are_bounded_unless_the_user_chose() -> None:
-    script = ('import os; from edge_perception.runtime import tvm_engine; '
+    script = ('import os; from edge_perception.runtime.tvm import engine; '
               'print(os.environ["TVM_NUM_THREADS"], len(os.sched_getaffinity(0)))')
     env = {k: v for k, v in os.environ.items() if k not in ('TVM_NUM_THREADS', 'OMP_NUM_THREADS')}
     bounded, cpus = subprocess.run([sys.executable, '-c', script], env=env, check=True,
@@ -236,7 +232,7 @@ def test_an_untuned_build_is_named_once_with_the_command_that_tunes_it(
         zoo_tuned_elsewhere: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path)
     three_threads = CompileTarget('cpu', 3)  # none for this CPU, none for three cores
-    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
+    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm.store'):
         for _ in range(2):
             assert store.applied_databases('detector', 'half', batch=1,
                                            target=three_threads) == []
@@ -249,7 +245,7 @@ def test_a_new_cpu_is_told_once_what_it_borrows_and_how_to_get_its_own(
         zoo_tuned_elsewhere: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = ModelStore(Manifest.load(zoo_tuned_elsewhere), cache_dir=tmp_path)
     target = CompileTarget('cpu')
-    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
+    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm.store'):
         borrowed = {store.applied_databases(model, variant, batch=1, target=target)[0].parent
                     for _ in range(2) for model in ('detector', 'sign_classifier')
                     for variant in ('full', 'half', 'quarter')}
@@ -308,8 +304,9 @@ def test_a_new_cpu_starts_from_another_cpus_best_records_timed_here(
     assert source is not None
     own = store.tuning_database('sign_classifier', 'quarter', batch=1, target=target)
     progress: list[tuple[int, int]] = []
-    records = store.seed('sign_classifier', 'quarter', batch=1, target=target, source=source,
-                         per_function=2, on_measured=lambda *done: progress.append(done))
+    records = seed_variant(store, 'sign_classifier', 'quarter', batch=1, target=target,
+                           source=source, per_function=2,
+                           on_measured=lambda *done: progress.append(done))
 
     def by_trace(database: Path) -> dict[str, list[tuple[int, list[float]]]]:
         """Each record's trace -> [(workload's position in its file, measured seconds)]."""
@@ -518,7 +515,7 @@ def test_a_damaged_cached_library_is_rebuilt_not_loaded(
             stream.write(b'\xff' * 64)
     else:
         library.with_name(library.name + '.sha256').unlink()
-    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm_engine'):
+    with caplog.at_level(logging.WARNING, logger='edge_perception.runtime.tvm.store'):
         assert store.build('sign_classifier', 'quarter', batch=1,
                            target=CompileTarget('cpu')) == library
     assert 'does not match its SHA-256 record: rebuilding it' in caplog.text

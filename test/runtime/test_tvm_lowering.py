@@ -18,28 +18,19 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.analysis import estimate_tir_flops
 
 from edge_perception.runtime.manifest import Manifest, ModelLoadError
-from edge_perception.runtime.tvm_engine import (
-    SKIP_PADDING_TAPS,
-    CompileTarget,
-    ModelStore,
-    TvmEngine,
-    _lowered,
-    _seconds_taking_turns,
-    _spaced,
-    _task_headroom,
-    _task_seconds,
-    _TuningRecords,
-    builds_prologue,
-    choose_loops,
-    choose_prologue,
-    compile_onnx,
-    database_serial_loops,
-    fast_sigmoid,
-    rank_in_model,
-    seed_database,
-    serial_loops,
-    tuned_module,
-)
+from edge_perception.runtime.tvm.database import builds_prologue, database_serial_loops
+from edge_perception.runtime.tvm.engine import TvmEngine
+from edge_perception.runtime.tvm.lowering import compile_onnx, lowered, tuned_module
+from edge_perception.runtime.tvm.relax_passes import fast_sigmoid
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import CompileTarget
+from edge_perception.runtime.tvm.tir_passes import SKIP_PADDING_TAPS, serial_loops
+from edge_perception.runtime.tvm.tuning.choices import choose_loops, choose_prologue
+from edge_perception.runtime.tvm.tuning.ranking import rank_in_model, spaced
+from edge_perception.runtime.tvm.tuning.record_lines import RecordLines
+from edge_perception.runtime.tvm.tuning.seeding import seed_database
+from edge_perception.runtime.tvm.tuning.task_time import task_headroom, task_seconds
+from edge_perception.runtime.tvm.tuning.timing import seconds_taking_turns
 
 from .conftest import committed_database
 
@@ -82,11 +73,11 @@ def _costs_with_records_of(workloads: int, repo_root: Path, tmp_path: Path
     (tmp_path / 'database_tuning_record.json').write_text(
         ''.join(json.dumps(record) + '\n' for record in records if record[0] in kept))
     target = tvm.target.Target(cpu.spec())
-    module = _lowered(store.verified_onnx('sign_classifier', 'quarter'),
+    module = lowered(store.verified_onnx('sign_classifier', 'quarter'),
                       store.input_shape('sign_classifier', 1), target)
     database = ms.database.JSONDatabase(work_dir=str(tmp_path))
     tasks = {task.task_name: task for task in ms.relax_integration.extract_tasks(module, target)}
-    return database, tasks, {name: _task_seconds(database, task) for name, task in tasks.items()}
+    return database, tasks, {name: task_seconds(database, task) for name, task in tasks.items()}
 
 
 def _has_records(database: Any, task: Any) -> bool:
@@ -116,7 +107,7 @@ def test_focus_ranks_tuned_functions_by_time_above_the_best_rate_reached(
     """Of the tuned functions, the fastest per FLOP has nothing left to gain and every other
     one its time minus its work at that rate; untuned ones keep their whole estimate."""
     database, tasks, costs = _costs_with_records_of(3, repo_root, tmp_path)
-    headroom = _task_headroom(database, list(tasks.values()))
+    headroom = task_headroom(database, list(tasks.values()))
     tuned = {name for name, task in tasks.items() if _has_records(database, task)}
     assert len(tuned) == 3
     work = {name: task.weight * estimate_tir_flops(task.dispatched[0])
@@ -143,7 +134,7 @@ def _slow_records_timed_fast(repo_root: Path, tmp_path: Path, factors: Sequence[
     database, tasks, committed_costs = _costs_with_records_of(1000, repo_root, tmp_path)
     tuned = [name for name, task in tasks.items() if _has_records(database, task)]
     heaviest = tasks[max(tuned, key=committed_costs.__getitem__)]
-    workload = _TuningRecords(tmp_path).workload_index(heaviest.dispatched[0])
+    workload = RecordLines(tmp_path).workload_index(heaviest.dispatched[0])
     timed = [(sum(record[1][1]) / len(record[1][1]), number)
              for number, record in enumerate(records)
              if record[0] == workload and max(record[1][1]) < 1]  # not a failed build
@@ -157,7 +148,7 @@ def _slow_records_timed_fast(repo_root: Path, tmp_path: Path, factors: Sequence[
         lines.append(json.dumps(copy))
     (tmp_path / 'database_tuning_record.json').write_text(''.join(f'{line}\n' for line in lines))
     tampered = ms.database.JSONDatabase(work_dir=str(tmp_path))
-    costs = {name: _task_seconds(tampered, task) for name, task in tasks.items()}
+    costs = {name: task_seconds(tampered, task) for name, task in tasks.items()}
     share = costs[heaviest.task_name] / sum(costs.values())
     return lines, fastest, workload, heaviest.task_name, len(records), share
 
@@ -210,9 +201,9 @@ def test_ranking_after_a_run_also_times_the_record_the_run_started_from(
 
 def test_ranking_candidates_skip_near_copies_of_the_one_before() -> None:
     ranked = [(100.0, 7), (100.5, 3), (101.0, 9), (101.2, 1), (130.0, 4), (131.0, 2)]
-    assert _spaced(ranked, 3) == [(100.0, 7), (101.0, 9), (130.0, 4)]
-    assert _spaced(ranked, 10) == [(100.0, 7), (101.0, 9), (130.0, 4)]  # 131 < 1.01 * 130
-    assert _spaced(ranked[:1], 3) == [(100.0, 7)]
+    assert spaced(ranked, 3) == [(100.0, 7), (101.0, 9), (130.0, 4)]
+    assert spaced(ranked, 10) == [(100.0, 7), (101.0, 9), (130.0, 4)]  # 131 < 1.01 * 130
+    assert spaced(ranked[:1], 3) == [(100.0, 7)]
 
 
 @pytest.mark.parametrize('exec_mode', ['bytecode', 'compiled'])
@@ -228,13 +219,13 @@ def test_timing_a_function_inside_the_model_refuses_one_never_seen_called(
     heaviest = 'fused_conv2d1_add1_relu11'  # called once per inference
     cpu = CompileTarget('cpu')
     if exec_mode == 'bytecode':
-        [seconds] = _seconds_taking_turns([library], shape, cpu, function=heaviest, rounds=1)
+        [seconds] = seconds_taking_turns([library], shape, cpu, function=heaviest, rounds=1)
         assert seconds > 0
     with pytest.raises(RuntimeError, match='fused_conv2d1_add1_relu11x was not called'):
-        _seconds_taking_turns([library], shape, cpu, function=heaviest + 'x', rounds=1)
+        seconds_taking_turns([library], shape, cpu, function=heaviest + 'x', rounds=1)
     if exec_mode == 'compiled':
         with pytest.raises(RuntimeError, match=f'{heaviest} was not called'):
-            _seconds_taking_turns([library], shape, cpu, function=heaviest, rounds=1)
+            seconds_taking_turns([library], shape, cpu, function=heaviest, rounds=1)
 
 
 def _parallel_loops(mod: tvm.IRModule) -> int:
@@ -335,7 +326,7 @@ def test_the_input_preparation_fused_into_the_first_convolution_starts_from_its_
     target = tvm.target.Target(cpu.spec())
     model, shape = store.static_onnx('sign_classifier', 'quarter', 1), (1, 3, 32, 32)
     fused = [task.dispatched[0] for task in ms.relax_integration.extract_tasks(
-        _lowered(model, shape, target), target) if 'transpose_conv2d' in task.task_name]
+        lowered(model, shape, target), target) if 'transpose_conv2d' in task.task_name]
     assert len(fused) == 1  # scaling and transposition joined the first convolution
     # The database as it was before the fusion: no records of the fused function.
     fused_hash = str(tvm_ffi.structural_hash(fused[0]))

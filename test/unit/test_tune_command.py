@@ -9,7 +9,8 @@ import pytest
 
 from edge_perception import cli
 from edge_perception.runtime.manifest import Manifest, ModelEntry
-from edge_perception.runtime.tvm_engine import CompileTarget, tuning_records
+from edge_perception.runtime.tvm.database import tuning_records
+from edge_perception.runtime.tvm.target import CompileTarget
 
 
 def test_tune_names_the_missing_extra_instead_of_crashing_in_a_worker(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,73 @@ def check_runs_here(path: Path) -> None:
         raise TargetError(f'{path} is built for {arch}, this machine is {machine_arch()}: '
                           'build it here (edge-perception build-models) or copy the '
                           f'{machine_arch()} library')
+
+
+# The lowering's name (see lowering.py: channels-last convolutions, prepacked weights, a
+# vectorised sigmoid): part of every cache key and tuning folder, since another lowering
+# means other TIR workloads.
+LOWERING = 'nhwc-prepack-fastsigmoid'
+
+
+def cuda_available() -> bool:
+    try:
+        return bool(tvm.cuda(0).exist)
+    except Exception:
+        return False
+
+
+def _cuda_device_attributes() -> dict[str, Any]:
+    """The GPU's architecture and limits, read from device 0: MetaSchedule's thread binding
+    and dlight's rules refuse a CUDA target that does not state them."""
+    if not cuda_available():
+        raise ModelLoadError('no CUDA device to compile for (TVM sees none on this machine)')
+    gpu = tvm.cuda(0)
+    return {'kind': 'cuda', 'arch': 'sm_' + gpu.compute_version.replace('.', ''),
+            'max_threads_per_block': gpu.max_threads_per_block,
+            'max_shared_memory_per_block': gpu.max_shared_memory_per_block,
+            'thread_warp_size': gpu.warp_size}
+
+
+@dataclass(frozen=True)
+class CompileTarget:
+    """Where a lane runs its models: 'cpu' (LLVM, ``num_cores`` threads) or 'cuda', on the
+    CPU ``cpu`` (this machine's unless a cross build names another)."""
+
+    device: str
+    num_cores: int = 1
+    cpu: CpuTarget = field(default_factory=host_target)
+
+    def spec(self) -> dict[str, Any]:
+        host = self.cpu.llvm(self.num_cores)
+        if self.device == 'cuda':
+            return {**_cuda_device_attributes(), 'host': host}
+        if self.device == 'cpu':
+            return host
+        raise ModelLoadError(f'unknown device {self.device!r} (use cpu or cuda)')
+
+    def serial_capable(self) -> bool:
+        """A one-core CPU target, whose parallel loops may as well be serial."""
+        return self.device == 'cpu' and self.num_cores == 1
+
+    def cache_key(self) -> str:
+        return json.dumps(self.spec(), sort_keys=True)
+
+    def tag(self, *, cpu: str | None = None, cores: str | None = None) -> str:
+        """Folder name for this target's tuning databases, e.g.
+        'llvm-x86_64-znver5-c1-nhwc-...'; ``cpu`` replaces the CPU (or GPU architecture)
+        name and ``cores`` the number of cores, e.g. '*' for a glob. Only CPUs of one
+        architecture share records."""
+        if self.device == 'cuda':
+            arch = tvm.cuda(0).compute_version if cuda_available() else 'unknown'
+            return f'cuda-sm{cpu or arch.replace(".", "")}'
+        return (f'llvm-{self.cpu.arch}-{cpu or self.cpu.name}-c{cores or self.num_cores}'
+                f'-{LOWERING}')
+
+
+def tagged_cpu(tag: str) -> str:
+    """The CPU (or GPU architecture) a tuning folder is named after (see
+    :meth:`CompileTarget.tag`): 'llvm-aarch64-cortex-a78ae-c1-...' -> 'cortex-a78ae'."""
+    if tag.startswith('cuda-sm'):
+        return tag.removeprefix('cuda-')
+    named = re.fullmatch(r'llvm-[^-]+-(.+?)-c\d+-.*', tag)
+    return named[1] if named else tag
