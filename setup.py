@@ -39,8 +39,8 @@ setup(
         'console_scripts': [
             'edge-perception = edge_perception.cli:main',
             'perception_container = edge_perception.ros.container:main',
-            'traffic_light_detector = edge_perception.ros.task_node:traffic_light_main',
-            'sign_recognizer = edge_perception.ros.task_node:sign_main',
+            'traffic_light_detector = edge_perception.ros.container:traffic_light_main',
+            'sign_recognizer = edge_perception.ros.container:sign_main',
         ],
     },
 )

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from edge_perception.core.config import ConfigError, default_config_path
 from edge_perception.monitor.timeline import TimelineError
-from edge_perception.ros.bag_errors import BagError
 from edge_perception.runtime.manifest import ModelLoadError
+from edge_perception.tools.bag_errors import BagError
 
 if TYPE_CHECKING:
     from edge_perception.runtime.tvm.store import ModelStore
@@ -103,7 +103,7 @@ def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _demo(args: argparse.Namespace) -> int:
     from edge_perception.core.config import load_config
-    from edge_perception.ros.demo import run_demo
+    from edge_perception.tools.demo import run_demo
 
     run_demo(load_config(args.config), bag=args.bag, frames=args.frames, rate_hz=args.rate,
              resolution=args.resolution, out=sys.stdout)
@@ -258,7 +258,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from edge_perception.ros.monitor_node import run_monitor
+    from edge_perception.tools.monitor_node import run_monitor
 
     return run_monitor(duration_s=args.duration, snapshot_dir=args.snapshot)
 
@@ -278,7 +278,7 @@ def _report(args: argparse.Namespace) -> int:
     from edge_perception.monitor.timeline import plot_report, read_log, summary
 
     if args.source.is_dir():
-        from edge_perception.ros.bag_timelines import bag_timelines
+        from edge_perception.tools.bag_timelines import bag_timelines
 
         timelines = bag_timelines(args.source, load_config(args.config))
     else:
@@ -523,7 +523,7 @@ def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _synth_bag(args: argparse.Namespace) -> int:
-    from edge_perception.ros.bags import write_synthetic_bag
+    from edge_perception.tools.bags import write_synthetic_bag
 
     count = write_synthetic_bag(args.out, frames=args.frames, rate_hz=args.rate,
                                 cameras=args.cameras, storage=args.storage,
@@ -554,7 +554,7 @@ def _replay(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
 
-    from edge_perception.ros.bags import BagPlayer
+    from edge_perception.tools.bags import BagPlayer
 
     rclpy.init()
     node = Node('edge_perception_player')

@@ -14,6 +14,17 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+TIERS = ('unit', 'runtime', 'integration', 'replay')
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its tier, the folder it lives in (see pyproject.toml)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in TIERS:
+            item.add_marker(tier)
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return ROOT

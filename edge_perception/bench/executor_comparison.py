@@ -35,18 +35,18 @@ from edge_perception.core.launch_plan import plan_launch
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.figures import pyplot, save
 from edge_perception.monitor.board import TaskRow as ReportedTask
-from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
-from edge_perception.ros.demo import DetectionCollector, drive, frame_stamps
-from edge_perception.ros.lane_processes import (
+from edge_perception.runtime.task_models import TaskModels, cpu_placements
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.tasks.pipelines import PIPELINES
+from edge_perception.tools.bags import write_synthetic_bag
+from edge_perception.tools.demo import DetectionCollector, drive, frame_stamps
+from edge_perception.tools.lane_processes import (
     FIXED_VARIANTS,
     ChildProcesses,
     Observer,
     off_lane_cores,
 )
-from edge_perception.runtime.task_models import TaskModels, cpu_placements
-from edge_perception.runtime.tvm.store import ModelStore
-from edge_perception.tasks.pipelines import PIPELINES
 
 WORKLOAD_RUNS = 15
 # The urgent task's deadline over its profiled time plus one blocking stage. Its response in

@@ -26,10 +26,10 @@ import numpy as np
 import onnxruntime
 from tqdm import tqdm
 
+from edge_perception.core.aligned_arrays import aligned_empty
 from edge_perception.figures import pyplot, save
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import CompileTarget, tagged_cpu
-from edge_perception.tasks.detector_decoding import aligned_empty
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from edge_perception.bench.executor_comparison import build_workload
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.figures import pyplot, save
-from edge_perception.ros.lane_processes import (
+from edge_perception.tools.lane_processes import (
     FIXED_VARIANTS,
     ChildProcesses,
     Observer,

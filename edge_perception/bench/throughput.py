@@ -29,10 +29,10 @@ from edge_perception.core.config import PerceptionConfig, parse_config
 from edge_perception.core.jobs import Job, JobOutcome
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.figures import pyplot, save
-from edge_perception.models.synthetic import generate_frame
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import cuda_available
+from edge_perception.synthetic.scenes import generate_frame
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.frames import BgrImage, Frame
 from edge_perception.tasks.pipelines import TrafficLightPipeline

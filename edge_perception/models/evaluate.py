@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.classes import (
     DETECTOR_CLASSES,
     LIGHT_STATES,

@@ -18,8 +18,8 @@ from torch import nn
 from tqdm import tqdm
 
 from edge_perception.models.networks import VARIANT_WIDTHS, Detector, SignClassifier
-from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.runtime.manifest import Manifest, ModelEntry, VariantEntry, file_sha256
+from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.classes import DETECTOR_CLASSES, SIGN_CLASSES
 from edge_perception.tasks.detector_decoding import INPUT_HEIGHT, INPUT_WIDTH, STRIDE
 from edge_perception.tasks.sign_crops import CROP_SIZE, sign_crop

@@ -1,1 +1,2 @@
-"""The thin rclpy layer: nodes, container, message adapter, image conversion."""
+"""The rclpy layer that runs on the car: container, executor, task nodes, diagnostics,
+message adapter, image conversion, supervisor."""

@@ -45,7 +45,6 @@ from edge_perception.core.launch_plan import CONTAINER_NAME, container_name
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.core.scheduling import padded
 from edge_perception.core.thread_setup import configure_current_thread
-from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
 from edge_perception.ros.frame_sharing import SharedFrames
@@ -60,6 +59,7 @@ from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import cuda_available
+from edge_perception.synthetic.scenes import generate_frame
 from edge_perception.tasks.frames import BgrImage, Frame
 from edge_perception.tasks.pipelines import Infer, TaskPipeline
 
@@ -348,7 +348,18 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
 
 
 def main(args: list[str] | None = None) -> None:
+    """``ros2 run edge_perception perception_container``: every configured task."""
     run_container(args if args is not None else sys.argv)
+
+
+def traffic_light_main(args: list[str] | None = None) -> None:
+    """``ros2 run edge_perception traffic_light_detector``: that task alone."""
+    run_container(args if args is not None else sys.argv, only_task='traffic_light')
+
+
+def sign_main(args: list[str] | None = None) -> None:
+    """``ros2 run edge_perception sign_recognizer``: that task alone."""
+    run_container(args if args is not None else sys.argv, only_task='traffic_sign')
 
 
 if __name__ == '__main__':

@@ -24,7 +24,6 @@ from std_msgs.msg import Header
 
 from edge_perception.core.launch_plan import ContainerSpec, LaunchPlan
 from edge_perception.ros.diagnostics import PREFIX
-from edge_perception.ros.lane_processes import die_with_parent
 from edge_perception.ros.lean_node import LeanNode
 from edge_perception.ros.message_adapter import time_from_ns
 
@@ -155,3 +154,14 @@ def run_launch(plan: LaunchPlan) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL it when its parent dies (Linux's PR_SET_PDEATHSIG), so
+    a killed parent leaves no container running behind it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, int(signal.SIGKILL))
+    except (OSError, AttributeError):
+        pass  # not Linux: children then outlive a killed parent

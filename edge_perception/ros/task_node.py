@@ -10,7 +10,6 @@ container subscribes to the camera for all its nodes at once (``subscribe=False`
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -155,19 +154,3 @@ class PerceptionTaskNode(LeanNode):
         stages = self.job_stages(msg)
         if stages is not None:
             run_to_completion(stages)
-
-
-def main(args: list[str] | None = None, *, task_name: str | None = None) -> None:
-    """Run one task node alone (``ros2 run edge_perception <node>``)."""
-    from edge_perception.ros.container import run_container
-
-    run_container(args if args is not None else sys.argv, only_task=task_name)
-
-
-def traffic_light_main(args: list[str] | None = None) -> None:
-    main(args, task_name='traffic_light')
-
-
-def sign_main(args: list[str] | None = None) -> None:
-    main(args, task_name='traffic_sign')
-

@@ -112,6 +112,7 @@ class SignPipeline:
         return detections
 
 
+# One for each of core.config.PIPELINE_KINDS.
 PIPELINES: dict[str, type[TrafficLightPipeline] | type[SignPipeline]] = {
     'traffic_light': TrafficLightPipeline,
     'traffic_sign': SignPipeline,

@@ -12,10 +12,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from edge_perception.core.config import load_config
-from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.ros.message_adapter import time_from_ns
+from edge_perception.synthetic.scenes import generate_frame
 
 from ..conftest import committed_config, write_config
 from .conftest import spin_until

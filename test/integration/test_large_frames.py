@@ -10,8 +10,8 @@ import pytest
 
 from edge_perception.bench import transport
 from edge_perception.core.config import InputQos
-from edge_perception.ros.bags import write_synthetic_bag
 from edge_perception.ros.container import PerceptionContainer
+from edge_perception.tools.bags import write_synthetic_bag
 
 from .conftest import spin_until
 

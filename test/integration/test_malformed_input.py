@@ -19,10 +19,10 @@ from rclpy.context import Context
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.image_conversion import encode_bgr8
-from edge_perception.ros.lane_processes import rss_mb
+from edge_perception.synthetic.scenes import generate_frame
+from edge_perception.tools.lane_processes import rss_mb
 
 from .conftest import spin_until
 

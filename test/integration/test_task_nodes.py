@@ -22,10 +22,10 @@ from sensor_msgs.msg import Image
 
 from edge_perception.core.config import load_config
 from edge_perception.core.launch_plan import plan_launch
-from edge_perception.models.synthetic import Frame, generate_frame
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.image_conversion import decode_image, encode_bgr8
 from edge_perception.ros.message_adapter import StandardAdapter
+from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.detector_decoding import box_iou
 
 from ..conftest import committed_config, write_config

@@ -19,8 +19,9 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from std_msgs.msg import String
 
 from edge_perception.cli import main
-from edge_perception.ros.bag_errors import BagError
-from edge_perception.ros.bags import (
+from edge_perception.ros.container import PerceptionContainer
+from edge_perception.tools.bag_errors import BagError
+from edge_perception.tools.bags import (
     CAMERA_TOPICS,
     GROUND_TRUTH_TOPICS,
     BagPlayer,
@@ -28,8 +29,7 @@ from edge_perception.ros.bags import (
     read_bag,
     write_synthetic_bag,
 )
-from edge_perception.ros.container import PerceptionContainer
-from edge_perception.ros.demo import drive
+from edge_perception.tools.demo import drive
 
 from .conftest import spin_until
 

@@ -14,13 +14,13 @@ from edge_perception.cli import main
 from edge_perception.core.config import load_config
 from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.monitor.timeline import TimelineError
-from edge_perception.ros.bag_timelines import bag_timelines
 from edge_perception.ros.message_adapter import (
     DEADLINE_MISS_TOPIC,
     StandardAdapter,
     time_from_ns,
 )
 from edge_perception.tasks.detections import Detection
+from edge_perception.tools.bag_timelines import bag_timelines
 
 START = 1_800_000_000_000_000_000
 MS = 1_000_000

@@ -10,7 +10,7 @@ import pytest
 
 from edge_perception.bench.soak import SoakResult, SoakSample, format_result, run_soak
 from edge_perception.core.config import load_config
-from edge_perception.ros.lane_processes import ChildProcesses
+from edge_perception.tools.lane_processes import ChildProcesses
 
 
 def test_short_soak_keeps_queues_bounded(repo_root: Path, tmp_path: Path) -> None:

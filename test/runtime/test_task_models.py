@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from edge_perception.core.config import load_config
-from edge_perception.models.synthetic import generate_frame
 from edge_perception.runtime.manifest import Manifest, ModelLoadError
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.synthetic.scenes import generate_frame
 from edge_perception.tasks.detector_decoding import detector_input
 from edge_perception.tasks.pipelines import Inference
 

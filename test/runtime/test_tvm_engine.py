@@ -16,6 +16,7 @@ import onnxruntime
 import pytest
 import tvm
 
+from edge_perception.core.aligned_arrays import aligned_empty
 from edge_perception.runtime.manifest import Manifest, ModelLoadError, file_sha256
 from edge_perception.runtime.model_split import sub_model
 from edge_perception.runtime.tvm.engine import TvmEngine, copy_holding_gil, in_place_tensor
@@ -23,7 +24,6 @@ from edge_perception.runtime.tvm.lowering import tuned_module
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import CompileTarget, cuda_available
 from edge_perception.runtime.tvm.tuning.variants import seed_variant
-from edge_perception.tasks.detector_decoding import aligned_empty
 
 # Float32 reordering between TVM's and onnxruntime's kernels; outputs are probabilities,
 # log-sizes and offsets of order 1.

@@ -157,3 +157,10 @@ def test_unknown_task_lookup_lists_known_tasks(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
     with pytest.raises(ConfigError, match=r"no task named 'signs' \(known: lights\)"):
         config.task('signs')
+
+
+def test_every_pipeline_kind_a_config_may_name_has_a_pipeline() -> None:
+    from edge_perception.core.config import PIPELINE_KINDS
+    from edge_perception.tasks.pipelines import PIPELINES
+
+    assert set(PIPELINES) == set(PIPELINE_KINDS)

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from edge_perception.models.synthetic import FRAME_HEIGHT, FRAME_WIDTH, generate_frame
+from edge_perception.synthetic.scenes import FRAME_HEIGHT, FRAME_WIDTH, generate_frame
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CLASSES
 
 

@@ -16,12 +16,12 @@ import numpy.typing as npt
 import tvm
 from tvm import relax
 
+from edge_perception.core.aligned_arrays import INPUT_ALIGNMENT
 from edge_perception.runtime.manifest import ModelLoadError, file_sha256
 from edge_perception.runtime.tvm.library_file import recorded_sha256
 from edge_perception.runtime.tvm.target import (
     check_runs_here,
 )
-from edge_perception.tasks.detector_decoding import INPUT_ALIGNMENT
 
 
 def _bound_tvm_threads() -> None:

@@ -27,14 +27,6 @@ from edge_perception.core.config import PerceptionConfig, TaskConfig
 from edge_perception.core.scheduler import PERIOD_TOLERANCE
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.monitor.timeline import Sample, TaskTimeline, write_log
-from edge_perception.ros.bags import (
-    CAMERA_TOPICS,
-    GROUND_TRUTH_TOPICS,
-    BagPlayer,
-    PlayedImage,
-    read_bag,
-    write_synthetic_bag,
-)
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.message_adapter import (
     StandardAdapter,
@@ -44,6 +36,14 @@ from edge_perception.ros.message_adapter import (
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.metrics import MatchCounts
 from edge_perception.tasks.pipelines import PIPELINES
+from edge_perception.tools.bags import (
+    CAMERA_TOPICS,
+    GROUND_TRUTH_TOPICS,
+    BagPlayer,
+    PlayedImage,
+    read_bag,
+    write_synthetic_bag,
+)
 
 # After the last frame, wait this long for outputs still in flight before reporting.
 DRAIN_S = 3.0

@@ -26,7 +26,8 @@ from edge_perception.core.launch_plan import ContainerSpec
 from edge_perception.core.thread_setup import pin_process_threads, restore_threads
 from edge_perception.monitor.board import Board, TaskRow
 from edge_perception.ros.lean_node import LeanNode
-from edge_perception.ros.monitor_node import attach_board
+from edge_perception.ros.supervisor import die_with_parent
+from edge_perception.tools.monitor_node import attach_board
 
 
 def rss_mb(pid: int) -> float:
@@ -39,17 +40,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith('VmRSS:'):
             return int(line.split()[1]) / 1024
     return float('nan')
-
-
-def die_with_parent() -> None:
-    """In a child before exec: SIGKILL it when its parent dies (Linux's PR_SET_PDEATHSIG), so
-    a killed parent leaves no container running behind it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, int(signal.SIGKILL))
-    except (OSError, AttributeError):
-        pass  # not Linux: children then outlive a killed parent
 
 
 class ChildProcesses:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.monitor.timeline import Sample, TaskTimeline, TimelineError
-from edge_perception.ros.bags import read_bag
 from edge_perception.ros.message_adapter import (
     DEADLINE_MISS_TOPIC,
     StandardAdapter,
     ns_from_time,
 )
 from edge_perception.tasks.pipelines import PIPELINES
+from edge_perception.tools.bags import read_bag
 
 
 def bag_timelines(bag: Path, config: PerceptionConfig) -> list[TaskTimeline]:

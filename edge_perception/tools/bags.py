@@ -32,12 +32,12 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tqdm import tqdm
 
-from edge_perception.models.synthetic import Frame, generate_frame
-from edge_perception.ros.bag_errors import BagError
 from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.ros.message_adapter import StandardAdapter, ns_from_time, time_from_ns
+from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CLASSES
 from edge_perception.tasks.detections import Detection
+from edge_perception.tools.bag_errors import BagError
 
 CAMERA_TOPICS = ('/camera/image_raw', '/camera2/image_raw')
 CAMERA_FRAMES = ('camera_front', 'camera_left')

@@ -13,7 +13,7 @@ from qt_gui.plugin import Plugin  # untyped: subclassing it is Any to mypy
 
 from edge_perception.monitor.board import Board
 from edge_perception.monitor.qt_widget import DeadlineMonitorWidget
-from edge_perception.ros.monitor_node import attach_board
+from edge_perception.tools.monitor_node import attach_board
 
 
 class DeadlineMonitorPlugin(Plugin):  # type: ignore[misc]

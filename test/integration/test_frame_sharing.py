@@ -7,9 +7,9 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
-from edge_perception.models.synthetic import generate_frame
 from edge_perception.ros.frame_sharing import SharedFrames
 from edge_perception.ros.image_conversion import ImageDecodeError, encode_bgr8
+from edge_perception.synthetic.scenes import generate_frame
 from edge_perception.tasks.detector_decoding import detector_input
 from edge_perception.tasks.frames import Frame
 
