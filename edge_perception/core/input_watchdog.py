@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 OK, WARN, ERROR = 'ok', 'warn', 'error'
+# As diagnostic levels (core.health).
+INPUT_LEVELS = {OK: 0, WARN: 1, ERROR: 2}
 # Never WARN before this much silence: a 10 ms task's five periods are a camera's jitter.
 MIN_WARN_NS = 1_000_000_000
 

@@ -1,19 +1,28 @@
 """The deadline scheduler: tasks, deadline-monotonic priorities, lanes and their statistics.
 
 It knows nothing of ROS: the rclpy executor releases jobs into it, lanes run them, and
-diagnostics read :meth:`DeadlineScheduler.task_report` and :meth:`lane_report`.
+diagnostics read :meth:`DeadlineScheduler.task_report` and :meth:`~DeadlineScheduler.lane_report`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from edge_perception.core.config import LaneConfig, PerceptionConfig, TaskConfig
 from edge_perception.core.fault_guard import FaultGuard
+from edge_perception.core.health import (
+    OK,
+    InputHealth,
+    LaneHealth,
+    NodeCounts,
+    TaskHealth,
+    task_level,
+)
+from edge_perception.core.input_watchdog import INPUT_LEVELS, InputVerdict
 from edge_perception.core.jobs import Clock, Job, JobOutcome, MonotonicClock, Stages
 from edge_perception.core.lanes import Lane, LaneWorker
 from edge_perception.core.scheduling import (
@@ -47,15 +56,6 @@ def _inside_period(release: tuple[int, int | None], last: tuple[int, int | None]
     if stamp is not None and last_stamp is not None and stamp >= last_stamp:
         return stamp - last_stamp < min_gap_ns
     return arrival - last_arrival < min_gap_ns
-
-
-@dataclass(frozen=True)
-class LaneReport:
-    name: str
-    device: str
-    fallback: bool
-    utilisation: float
-    queued: dict[str, int]
 
 
 class DeadlineScheduler:
@@ -192,7 +192,7 @@ class DeadlineScheduler:
         with self._stats_lock:
             self.stats[task].forget_timing()
 
-    def lane_report(self) -> list[LaneReport]:
+    def lane_report(self) -> list[LaneHealth]:
         """Per lane: share of wall time spent running stages since the previous report."""
         reports = []
         now = self.clock.now_ns()
@@ -201,7 +201,58 @@ class DeadlineScheduler:
             elapsed = max(now - since, 1)
             self._busy_mark[name] = (lane.busy_ns, now)
             configured = self._lane_configs[name].device
-            reports.append(LaneReport(
-                name=name, device=self.devices[name], fallback=self.devices[name] != configured,
+            reports.append(LaneHealth(
+                lane=name, device=self.devices[name], fallback=self.devices[name] != configured,
                 utilisation=min(1.0, (lane.busy_ns - busy) / elapsed), queued=lane.queued()))
         return reports
+
+    def task_report(self, *, variants: Mapping[str, str] | None = None,
+                    failures: Mapping[str, str] | None = None,
+                    inputs: Mapping[str, InputVerdict] | None = None,
+                    nodes: Mapping[str, NodeCounts] | None = None,
+                    now_ns: int = 0) -> list[TaskHealth]:
+        """Each task's health from its statistics and the response-time analysis, with
+        what the container knows besides: the variant each runs (``variants``), why a task
+        could not start (``failures``), whether its camera sends (``inputs``, whose
+        ``last_frame_ns`` are on the clock of ``now_ns``) and its node's counts."""
+        variants, failures = variants or {}, failures or {}
+        inputs, nodes = inputs or {}, nodes or {}
+        bounds = self.analysis()
+        now = self.clock.now_ns()
+        return [self._task_health(name, variant=variants.get(name, task.variant),
+                                  failure=failures.get(name), camera=inputs.get(name),
+                                  node=nodes.get(name), bound=bounds.get(name),
+                                  now=now, camera_now_ns=now_ns)
+                for name, task in self.tasks.items()]
+
+    def _task_health(self, name: str, *, variant: str, failure: str | None,
+                     camera: InputVerdict | None, node: NodeCounts | None,
+                     bound: ResponseBound | None, now: int, camera_now_ns: int) -> TaskHealth:
+        task, stats, guard = self.tasks[name], self.stats[name], self.guards[name]
+        times = stats.response_times()
+        isolated = None if not guard.isolated(now) else (
+            f'isolated after repeated {guard.last_reason}: frames refused for '
+            f'{(guard.isolated_until_ns - now) / 1e9:.1f} s more')
+        schedulable = None if bound is None else bound.schedulable
+        level, message = task_level(
+            failure=failure, isolated=isolated,
+            input_level=INPUT_LEVELS[camera.level] if camera else OK,
+            input_message=camera.message if camera else '',
+            recent_miss_ratio=stats.recent_miss_ratio, schedulable=schedulable)
+        return TaskHealth(
+            task=name, level=level, message=message, lane=task.lane, variant=variant,
+            period_ms=task.period_ms, deadline_ms=task.deadline_ms,
+            priority=self.priorities[name], jobs=stats.released, completed=stats.completed,
+            skipped_frames=stats.skipped, misses=stats.misses, late=stats.late,
+            drops=dict(stats.drops), overruns=stats.overruns, isolations=guard.isolations,
+            refused_frames=stats.refused, miss_ratio=stats.miss_ratio,
+            recent_miss_ratio=stats.recent_miss_ratio, response_p50_ms=times.p50_ms,
+            response_p99_ms=times.p99_ms, response_max_ms=times.max_ms,
+            wcet_estimate_ms=stats.wcet_estimate_ns() / 1e6,
+            wcet_margin=self.config.wcet_margin,
+            rta_response_ms=bound.response_ns / 1e6 if bound else math.nan,
+            schedulable=schedulable,
+            input=None if camera is None else InputHealth(
+                camera.level, None if camera.last_frame_ns is None
+                else (camera_now_ns - camera.last_frame_ns) / 1e9),
+            node=node)

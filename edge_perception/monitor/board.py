@@ -15,10 +15,8 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-PREFIX = 'edge_perception: '
-LANE_PREFIX = 'lane '
-LEVEL_NAMES = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
-STALE = 3
+from edge_perception.core.health import STALE, LaneHealth, TaskHealth, health_of
+
 # No /diagnostics for this long (they come at 1 Hz): every row is shown stale.
 STALE_AFTER_S = 3.0
 
@@ -32,20 +30,6 @@ class Status:
     message: str
     hardware_id: str
     values: Mapping[str, str]
-
-
-def _number(values: Mapping[str, str], key: str) -> float:
-    try:
-        return float(values.get(key, 'nan'))
-    except ValueError:
-        return math.nan
-
-
-def _count(values: Mapping[str, str], key: str) -> int:
-    try:
-        return int(values.get(key, '0'))
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -71,19 +55,17 @@ class TaskRow:
     rta_ms: float = math.nan  # response-time bound by analysis
 
     @classmethod
-    def of(cls, task: str, status: Status) -> TaskRow:
-        v = status.values
-        return cls(task=task, level=status.level, message=status.message,
-                   lane=v.get('lane', status.hardware_id), variant=v.get('variant', '?'),
-                   period_ms=_number(v, 'period_ms'), deadline_ms=_number(v, 'deadline_ms'),
-                   p50_ms=_number(v, 'response_p50_ms'), p99_ms=_number(v, 'response_p99_ms'),
-                   miss_ratio=_number(v, 'miss_ratio'),
-                   recent_miss_ratio=_number(v, 'recent_miss_ratio'), jobs=_count(v, 'jobs'),
-                   misses=_count(v, 'misses'), drops=_count(v, 'drops'),
-                   bad_frames=_count(v, 'bad_frames'),
-                   schedulable=v.get('schedulable', 'unknown'), late=_count(v, 'late'),
-                   skipped=_count(v, 'skipped_frames') + _count(v, 'refused_frames'),
-                   rta_ms=_number(v, 'rta_response_ms'))
+    def of(cls, health: TaskHealth) -> TaskRow:
+        h = health
+        return cls(task=h.task, level=h.level, message=h.message, lane=h.lane,
+                   variant=h.variant, period_ms=h.period_ms, deadline_ms=h.deadline_ms,
+                   p50_ms=h.response_p50_ms, p99_ms=h.response_p99_ms,
+                   miss_ratio=h.miss_ratio, recent_miss_ratio=h.recent_miss_ratio,
+                   jobs=h.jobs, misses=h.misses, drops=h.dropped, bad_frames=h.bad_frames,
+                   schedulable=('unknown' if h.schedulable is None
+                                else str(h.schedulable).lower()),
+                   late=h.late, skipped=h.skipped_frames + h.refused_frames,
+                   rta_ms=h.rta_response_ms)
 
 
 @dataclass(frozen=True)
@@ -96,12 +78,10 @@ class LaneRow:
     queued: int
 
     @classmethod
-    def of(cls, lane: str, status: Status) -> LaneRow:
-        v = status.values
-        queued = sum(_count(v, key) for key in v if key.startswith('queued_'))
-        return cls(lane=lane, level=status.level, device=v.get('device', '?'),
-                   fallback=v.get('fallback') == 'true',
-                   utilisation=_number(v, 'utilisation'), queued=queued)
+    def of(cls, health: LaneHealth) -> LaneRow:
+        return cls(lane=health.lane, level=health.level, device=health.device,
+                   fallback=health.fallback, utilisation=health.utilisation,
+                   queued=sum(health.queued.values()))
 
 
 @dataclass(frozen=True)
@@ -143,17 +123,17 @@ class Board:
         ours = 0
         with self._lock:
             for status in statuses:
-                if not status.name.startswith(PREFIX):
+                health = health_of(status.name, level=status.level, message=status.message,
+                                   hardware_id=status.hardware_id, values=status.values)
+                if health is None:
                     continue  # other components share /diagnostics
                 ours += 1
-                item = status.name[len(PREFIX):]
-                if item.startswith(LANE_PREFIX):
-                    lane = item[len(LANE_PREFIX):]
-                    self._lanes[lane] = LaneRow.of(lane, status)
+                if isinstance(health, LaneHealth):
+                    self._lanes[health.lane] = LaneRow.of(health)
                     continue
-                row = TaskRow.of(item, status)
-                self._tasks[item] = row
-                history = self._history.setdefault(item, deque())
+                row = TaskRow.of(health)
+                self._tasks[row.task] = row
+                history = self._history.setdefault(row.task, deque())
                 history.append(HistoryPoint(stamp_s, row.p50_ms, row.p99_ms))
                 while history and history[0].stamp_s < stamp_s - self.history_s:
                     history.popleft()

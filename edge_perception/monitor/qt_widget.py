@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edge_perception.monitor.board import LEVEL_NAMES, Board, HistoryPoint, Snapshot
+from edge_perception.core.health import LEVEL_NAMES
+from edge_perception.monitor.board import Board, HistoryPoint, Snapshot
 
 if TYPE_CHECKING:
     from PySide6 import QtCore, QtGui, QtWidgets

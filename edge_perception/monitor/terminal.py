@@ -12,7 +12,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from edge_perception.monitor.board import LEVEL_NAMES, STALE_AFTER_S, Snapshot
+from edge_perception.core.health import LEVEL_NAMES
+from edge_perception.monitor.board import STALE_AFTER_S, Snapshot
 
 LEVEL_STYLES = {0: 'green', 1: 'yellow', 2: 'bold red', 3: 'dim'}
 

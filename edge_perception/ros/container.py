@@ -39,6 +39,7 @@ from edge_perception.core.adaptation import (
 )
 from edge_perception.core.config import PerceptionConfig, default_config_path, load_config
 from edge_perception.core.deadline_miss import DeadlineMissEvent
+from edge_perception.core.health import NodeCounts
 from edge_perception.core.input_watchdog import InputWatchdog
 from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.launch_plan import CONTAINER_NAME, container_name
@@ -252,10 +253,10 @@ class PerceptionContainer:
         now = time.monotonic_ns()
         inputs = {node.task.name: node.watchdog.verdict(now) for node in self.nodes
                   if node.watchdog is not None}
+        tasks = self.scheduler.task_report(variants=self.variants(), failures=self.failures,
+                                           inputs=inputs, nodes=self._node_counts(), now_ns=now)
         self._publish(self.diagnostics, diagnostics_message(
-            self.scheduler, header=header, variants=self.variants(),
-            task_extras=self._task_extras, failures=self.failures, inputs=inputs,
-            now_ns=now))
+            [*tasks, *self.scheduler.lane_report()], header=header))
 
     def _publish(self, publisher: Publisher[Any], msg: Any) -> None:
         """Publish, unless shutdown (SIGINT/SIGTERM) already invalidated the context: a timer
@@ -266,15 +267,10 @@ class PerceptionContainer:
             if self.node.context.ok():
                 raise
 
-    def _task_extras(self, task: str) -> dict[str, str]:
-        node = self._by_task.get(task)
-        if node is None:
-            return {}
-        return {'frames_received': str(node.frames_received),
-                'frames_published': str(node.frames_published),
-                'bad_frames': str(sum(node.bad_frames.values())),
-                **{f'bad_frames_{reason}': str(count)
-                   for reason, count in sorted(node.bad_frames.items())}}
+    def _node_counts(self) -> dict[str, NodeCounts]:
+        return {task: NodeCounts(node.frames_received, node.frames_published,
+                                 dict(node.bad_frames))
+                for task, node in self._by_task.items()}
 
     def destroy(self) -> None:
         self.executor.shutdown()

@@ -22,8 +22,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
+from edge_perception.core.health import PREFIX
 from edge_perception.core.launch_plan import ContainerSpec, LaunchPlan
-from edge_perception.ros.diagnostics import PREFIX
 from edge_perception.ros.lean_node import LeanNode
 from edge_perception.ros.message_adapter import time_from_ns
 

@@ -64,7 +64,7 @@ def test_the_layers_hold_in_this_tree(source_copy: Path) -> None:
     ('core/config.py', 'from edge_perception.tasks import pipelines', 'Layers'),
     ('tasks/frames.py', 'import tvm', 'Only runtime/tvm imports TVM'),
     ('ros/container.py', 'from edge_perception.runtime.tvm.tuning import search',
-     "never load tuning code"),
+     'never load tuning code'),
     ('ros/task_node.py', 'from edge_perception.ros import container', "The car's ROS modules"),
 ])
 def test_a_forbidden_import_breaks_a_contract(source_copy: Path, module: str, line: str,

@@ -121,7 +121,7 @@ def test_lane_report_shows_fallback_and_utilisation(scheduler: Setup) -> None:
     sched.release('traffic_light', clock.work([25]))
     sched.lanes['gpu'].run_next()
     clock.advance_ms(75)
-    reports = {r.name: r for r in sched.lane_report()}
+    reports = {r.lane: r for r in sched.lane_report()}
     assert reports['gpu'].fallback
     assert reports['gpu'].device == 'cpu'
     assert reports['gpu'].utilisation == pytest.approx(0.25)
