@@ -1,7 +1,7 @@
 """DeadlineExecutor: rclpy waits for messages, our scheduler decides what runs when.
 
-A custom executor must define spin_once. This one waits and takes messages exactly like
-rclpy's SingleThreadedExecutor. Subscriptions whose callback group was mapped to tasks with
+A custom executor implements rclpy's spin contract; this one waits and takes messages exactly
+like rclpy's SingleThreadedExecutor. Subscriptions whose callback group was mapped to tasks with
 :meth:`DeadlineExecutor.assign` do not run their callback here: the executor asks each task's
 node for the message's staged work and releases it as a job into the
 :class:`~edge_perception.core.scheduler.DeadlineScheduler`, whose lane threads run jobs in
@@ -26,9 +26,11 @@ from rclpy.executors import (
     ExternalShutdownException,
     ShutdownException,
     TimeoutException,
+    TimeoutObject,
 )
 from rclpy.node import Node
 from rclpy.subscription import Subscription
+from rclpy.task import Future
 
 from edge_perception.core.jobs import Stages
 from edge_perception.core.scheduler import DeadlineScheduler
@@ -115,12 +117,15 @@ class DeadlineExecutor(Executor):
 
         return release
 
-    def spin_once(self, timeout_sec: float | None = None) -> None:
+    # rclpy's executor contract, as SingleThreadedExecutor keeps it: every spin goes through
+    # _spin_once_impl (after ros2/rclpy#1510 Executor.spin() calls it directly).
+    def _spin_once_impl(self, timeout_sec: float | TimeoutObject | None = None,
+                        wait_condition: Callable[[], bool] = lambda: False) -> None:
         if not self._started:
             self.scheduler.start()
             self._started = True
         try:
-            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec)
+            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
         except (ShutdownException, ExternalShutdownException, TimeoutException,
                 ConditionReachedException):
             return
@@ -128,6 +133,18 @@ class DeadlineExecutor(Executor):
         exception = handler.exception()
         if exception is not None:
             raise exception
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        self._spin_once_impl(timeout_sec)
+
+    def _spin_once_until_future_complete(
+            self, future: Future[Any], timeout_sec: float | TimeoutObject | None = None) -> None:
+        self._spin_once_impl(timeout_sec, future.done)
+
+    def spin_once_until_future_complete(
+            self, future: Future[Any], timeout_sec: float | TimeoutObject | None = None) -> None:
+        future.add_done_callback(lambda _: self.wake())
+        self._spin_once_until_future_complete(future, timeout_sec)
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
         """Stop the lanes (after their current stage), then rclpy's own shutdown."""

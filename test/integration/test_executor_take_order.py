@@ -3,6 +3,7 @@ and the tasks that one subscription feeds."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import Image
 
 from edge_perception.core.config import load_config
@@ -80,3 +82,45 @@ def test_one_message_releases_every_task_of_its_group_urgent_first(
     finally:
         for each in (node, camera):
             each.destroy_node()
+
+
+def test_spin_releases_jobs_until_shutdown(deadline_executor: DeadlineExecutor,
+                                           ros_context: Context) -> None:
+    """``executor.spin()``: what ``rclpy.spin`` and launch files call (rclpy after Kilted
+    routes it through ``_spin_once_impl``, which SingleThreadedExecutor-style executors
+    define)."""
+    ran = threading.Event()
+
+    def stages(msg: Image) -> Iterator[None]:
+        ran.set()
+        yield from ()
+
+    node = Node('camera_task', context=ros_context)
+    group = MutuallyExclusiveCallbackGroup()
+    node.create_subscription(Image, '/spun/image', lambda msg: None, 1, callback_group=group)
+    deadline_executor.assign(group, task='traffic_light', stages_for=stages)
+    publisher = node.create_publisher(Image, '/spun/image', 1)
+    node.create_timer(0.05, lambda: publisher.publish(Image()))  # until discovery is done
+    deadline_executor.add_node(node)
+    spinner = threading.Thread(target=deadline_executor.spin, daemon=True)
+    try:
+        spinner.start()
+        assert ran.wait(timeout=30.0), 'no job ran on the lane while spin() ran'
+    finally:
+        deadline_executor.shutdown()
+        spinner.join(timeout=10.0)
+        node.destroy_node()
+    assert not spinner.is_alive(), 'spin() did not return after shutdown()'
+
+
+def test_spin_until_future_complete(deadline_executor: DeadlineExecutor,
+                                    ros_context: Context) -> None:
+    node = Node('future_setter', context=ros_context)
+    future: Future[str] = Future()
+    node.create_timer(0.01, lambda: future.done() or future.set_result('set by a timer'))
+    deadline_executor.add_node(node)
+    try:
+        deadline_executor.spin_until_future_complete(future, timeout_sec=30.0)
+        assert future.result() == 'set by a timer'
+    finally:
+        node.destroy_node()
