@@ -326,6 +326,8 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
             select_variants=parameter('select_variants', True,
                                       'Choose variants by analysis at start-up'),
             adapt_variants=parameter('adapt_variants', True, 'Adapt variants to misses'))
+        container.executor.spin_once(timeout_sec=0)  # starts the lanes
+        # Said once the lanes run: launch tests and tools wait for this line.
         owner.get_logger().info(
             f'hosting {", ".join(n.get_name() for n in container.nodes)} from {config_file}')
         container.executor.spin()

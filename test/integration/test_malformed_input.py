@@ -70,6 +70,7 @@ BAD_FRAMES: list[tuple[str, Mutation]] = [
     ('out_of_order_stamp', lambda msg: None),  # stamped before the last good frame: below
 ]
 OUT_OF_ORDER = BAD_FRAMES[-1][1]
+FRAME_SPACING_NS = 300_000_000  # the longest task period here, with room
 
 
 class Camera:
@@ -80,14 +81,16 @@ class Camera:
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self.arrays.append, 10)
         container.executor.add_node(self.node)
         self.image = generate_frame('test', 5).image
-        self.last_ns = time.time_ns()
+        # Stamps start a minute back and advance a task period a frame: the scheduler judges
+        # periods by stamps, so frames published back to back are still a period apart.
+        self.last_ns = time.time_ns() - 60 * 1_000_000_000
         # The container subscribes once per camera topic for all its task nodes.
         spin_until(container.executor, lambda: self.publisher.get_subscription_count() >= 1)
 
     def frame(self, mutate: Mutation | None = None) -> Image:
-        """A frame stamped after the previous one (or, for OUT_OF_ORDER, 1 ms before it)."""
+        """A frame stamped a period after the previous one (OUT_OF_ORDER: 1 ms before it)."""
         stamp = (self.last_ns - 1_000_000 if mutate is OUT_OF_ORDER
-                 else max(time.time_ns(), self.last_ns + 1_000_000))
+                 else self.last_ns + FRAME_SPACING_NS)
         self.last_ns = max(stamp, self.last_ns)
         msg = Image()
         encode_bgr8(self.image, msg)
@@ -110,13 +113,11 @@ def test_every_malformed_frame_is_counted_and_the_next_good_one_processed(
         before = released(container)
         camera.publisher.publish(camera.frame(mutate))
         expected[reason] = expected.get(reason, 0) + 1
-        time.sleep(0.3)  # one task period apart: the good frame is not skipped as too early
         camera.publisher.publish(camera.frame())
         spin_until(executor, lambda before=before: (
             all(n > b for n, b in zip(released(container), before, strict=True))
             and all(node.bad_frames == expected for node in container.nodes)))
     # A legal but unusual frame (16-bit, big-endian) is decoded, not counted as bad.
-    time.sleep(0.3)
     mono16 = camera.frame()
     grey = (np.asarray(camera.image).mean(axis=2) * 256).astype('>u2')
     mono16.encoding, mono16.is_bigendian, mono16.step = 'mono16', 1, mono16.width * 2

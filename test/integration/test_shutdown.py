@@ -32,9 +32,9 @@ def launch(*args: str, containers: int = 1) -> tuple[subprocess.Popen[str], list
 
     threading.Thread(target=read, daemon=True).start()
     for _ in range(containers):
-        # A readiness wait: on a cold cache a container compiles every variant first.
+        # A readiness wait ('hosting' comes once the lanes run): on a cold cache a container
+        # compiles every variant first.
         assert ready.acquire(timeout=600), ''.join(lines)
-    time.sleep(1.0)  # lanes started and idle-waiting
     return process, lines
 
 
