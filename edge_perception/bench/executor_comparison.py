@@ -35,7 +35,8 @@ from edge_perception.core.launch_plan import plan_launch
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.figures import pyplot, save
 from edge_perception.monitor.board import TaskRow as ReportedTask
-from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
+from edge_perception.ros.container import PerceptionContainer
+from edge_perception.runtime.bring_up import busy_frame, profile_stages
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.tasks.pipelines import PIPELINES

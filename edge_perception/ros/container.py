@@ -12,7 +12,6 @@ message per deadline miss on /edge_perception/deadline_misses.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import sys
 import time
@@ -32,10 +31,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from edge_perception.core.adaptation import (
-    TaskVariants,
     VariantAdapter,
-    VariantOption,
-    choose_variants,
 )
 from edge_perception.core.config import PerceptionConfig, default_config_path, load_config
 from edge_perception.core.deadline_miss import DeadlineMissEvent
@@ -43,9 +39,6 @@ from edge_perception.core.health import NodeCounts
 from edge_perception.core.input_watchdog import InputWatchdog
 from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.launch_plan import CONTAINER_NAME, container_name
-from edge_perception.core.scheduler import DeadlineScheduler
-from edge_perception.core.scheduling import padded
-from edge_perception.core.thread_setup import configure_current_thread
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
 from edge_perception.ros.frame_sharing import SharedFrames
@@ -56,20 +49,7 @@ from edge_perception.ros.message_adapter import (
     time_from_ns,
 )
 from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos
-from edge_perception.runtime.manifest import ModelLoadError
-from edge_perception.runtime.task_models import Placement, TaskModels
-from edge_perception.runtime.tvm.store import ModelStore
-from edge_perception.runtime.tvm.target import cuda_available
-from edge_perception.synthetic.scenes import generate_frame
-from edge_perception.tasks.frames import BgrImage, Frame
-from edge_perception.tasks.pipelines import Infer, TaskPipeline
-
-PROFILE_RUNS = 3
-
-
-def busy_frame() -> BgrImage:
-    """A synthetic frame with many objects: the worst case of the post-processing stages."""
-    return max((generate_frame('demo', i) for i in range(20)), key=lambda f: len(f.objects)).image
+from edge_perception.runtime.bring_up import bring_up
 
 
 class PerceptionContainer:
@@ -87,46 +67,24 @@ class PerceptionContainer:
                  node: Node | None = None,
                  select_variants: bool = True, adapt_variants: bool = True,
                  baseline: type[Executor] | None = None) -> None:
-        if only_task is not None:
-            config = dataclasses.replace(config, tasks=(config.task(only_task),))
-        if only_lane is not None:
-            config = config.for_lane(only_lane)
-            # The lane's process runs at its lane's priority: the thread that builds the
-            # container spins it, and the lane must never wait for the GIL held by its own
-            # spinning thread while the OS runs something of lower priority in its place.
-            configure_current_thread(lane=f'{only_lane} (spinning thread)',
-                                     rt_priority=config.lanes[0].rt_priority,
-                                     nice=config.lanes[0].nice, cpus=())
-        self.config = config
         self.node = node or LeanNode(container_name(only_lane), context=context)
         self.log = self.node.get_logger()
-        self.store = ModelStore.of(config.model_dir)
+        self.runtime = bring_up(config, log=self.log, only_task=only_task, only_lane=only_lane,
+                                profile=select_variants or adapt_variants,
+                                select_variants=select_variants, on_outcome=self._on_outcome)
+        self.config = config = self.runtime.config
+        self.scheduler = self.runtime.scheduler
+        self.store = self.runtime.store
+        self.failures = self.runtime.failures
+        self.lane_devices = self.runtime.lane_devices
         self.adapter = message_adapter()
-        self.lane_devices = {lane.name: self._device(lane.name, lane.device)
-                             for lane in config.lanes}
-        lanes = {lane.name: lane for lane in config.lanes}
-        placements = {name: Placement(self.lane_devices[name], lane.threads)
-                      for name, lane in lanes.items()}
-        # A task whose models cannot be loaded is reported (ERROR on /diagnostics) and left
-        # out; the other tasks run.
-        self.failures: dict[str, str] = {}
         self.frames = SharedFrames()
-        self.nodes = []
-        for task in config.tasks:
-            try:
-                models = TaskModels(task, self.store, lanes=placements,
-                                    batch_sizes=range(1, lanes[task.lane].max_batch + 1))
-            except ModelLoadError as err:
-                self.failures[task.name] = str(err)
-                self.log.error(f'task {task.name} disabled: {err}')
-                continue
-            self.nodes.append(PerceptionTaskNode(task=task, models=models, adapter=self.adapter,
-                                                 frames=self.frames, context=context,
-                                                 subscribe=baseline is not None,
-                                                 input_qos=config.input_qos(task.input_topic)))
+        self.nodes = [PerceptionTaskNode(task=config.task(task), models=models,
+                                         adapter=self.adapter, frames=self.frames,
+                                         context=context, subscribe=baseline is not None,
+                                         input_qos=config.input_qos(config.task(task).input_topic))
+                      for task, models in self.runtime.models.items()]
         self._by_task = {node.task.name: node for node in self.nodes}
-        self.scheduler = DeadlineScheduler(config, devices=self.lane_devices,
-                                           on_outcome=self._on_outcome)
         self.executor: Executor
         if baseline is None:
             self.executor = DeadlineExecutor(self.scheduler, context=context)
@@ -136,11 +94,8 @@ class PerceptionContainer:
         for any_node in (self.node, *self.nodes):
             self.executor.add_node(any_node)
         self.adapter_policy: VariantAdapter | None = None
-        if select_variants or adapt_variants:
-            self.variant_table = self._profile_variants()
-            if select_variants:
-                self._select_variants()
-            self.adapter_policy = VariantAdapter(tasks=self.variant_table,
+        if self.runtime.variant_table is not None:
+            self.adapter_policy = VariantAdapter(tasks=self.runtime.variant_table,
                                                  current=self.variants())
         if adapt_variants:
             self.node.create_timer(1.0, self.adapt)
@@ -184,41 +139,8 @@ class PerceptionContainer:
     def spin_once(self) -> None:
         self.executor.spin_once(timeout_sec=0.05)
 
-    def _device(self, lane: str, device: str) -> str:
-        if device == 'cuda' and not cuda_available():
-            self.log.warning(f'lane {lane}: no CUDA device, falling back to the CPU')
-            return 'cpu'
-        return device
-
     def variants(self) -> dict[str, str]:
         return {name: node.models.variant for name, node in self._by_task.items()}
-
-    def _profile_variants(self) -> dict[str, TaskVariants]:
-        """Stage times of every variant on a busy synthetic frame, and their accuracy."""
-        frame = busy_frame()
-        table = {}
-        for name, task_node in self._by_task.items():
-            task, models = task_node.task, task_node.models
-            start_variant = models.variant
-            options = []
-            for variant in task.variants:
-                models.variant = variant
-                stage_ns = profile_stages(task_node.pipeline, models, frame)
-                metrics = {model: self.store.manifest.variant(model, variant).metrics
-                           for model in task.models}
-                options.append(VariantOption(variant, task_node.pipeline.accuracy(metrics),
-                                             padded(stage_ns, self.config.wcet_margin)))
-            models.variant = start_variant
-            table[name] = TaskVariants(name, task.lane, task.period_ns, task.deadline_ns,
-                                       tuple(options))
-        return table
-
-    def _select_variants(self) -> None:
-        selection = choose_variants(list(self.variant_table.values()))
-        for task, variant in selection.variants.items():
-            self._switch(task, variant, 'start-up selection by response-time analysis')
-        verdict = 'schedulable' if selection.schedulable else 'NOT schedulable even so'
-        self.log.info(f'variants {selection.variants}: {verdict} (profiled on this machine)')
 
     def _switch(self, task: str, variant: str, reason: str) -> None:
         node = self._by_task[task]
@@ -277,32 +199,6 @@ class PerceptionContainer:
         for node in self.nodes:
             node.destroy_node()
         self.node.destroy_node()
-
-
-def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
-                   runs: int = PROFILE_RUNS) -> tuple[int, ...]:
-    """Per-stage maxima (ns) of ``runs`` runs of ``pipeline`` on ``frame``, after one untimed
-    run; a stage is one request plus the code up to the next (what a lane runs without
-    preemption)."""
-    worst: list[int] = []
-    # The first call loads the module (from disk, or a fresh build) and faults its pages in:
-    # one such outlier made a test's "3x the worst response" deadline 735 ms instead of ~60.
-    for warm_up in (True, *([False] * runs)):
-        stages, times = pipeline.stages(Frame(frame)), []  # its own Frame: no cached input
-        try:
-            request = next(stages)
-            while True:
-                start = time.perf_counter_ns()
-                try:
-                    request = stages.send(infer(request.model, request.inputs))
-                finally:
-                    times.append(time.perf_counter_ns() - start)
-        except StopIteration:
-            pass
-        if not warm_up:
-            worst = times if len(worst) != len(times) else [max(a, b) for a, b in
-                                                              zip(worst, times, strict=True)]
-    return tuple(worst)
 
 
 def run_container(args: list[str] | None = None, *, only_task: str | None = None) -> None:

@@ -74,7 +74,7 @@ class PerceptionTaskNode(LeanNode):
         self.bad_frames: Counter[str] = Counter()
         self.stamps = StampGate()
         self.declare_parameter(
-            'variant', task.variant,
+            'variant', models.variant,  # chosen at bring-up
             ParameterDescriptor(description='Model variant in use; one of: '
                                 + ', '.join(task.variants)))
         self.declare_parameter(

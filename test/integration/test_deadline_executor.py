@@ -16,9 +16,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from edge_perception.core.config import load_config
-from edge_perception.ros.container import PerceptionContainer, busy_frame, profile_stages
+from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.ros.message_adapter import DEADLINE_MISS_TOPIC
+from edge_perception.runtime.bring_up import busy_frame, profile_stages
 from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm.store import ModelStore, default_cache_dir

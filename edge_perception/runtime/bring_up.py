@@ -1,0 +1,176 @@
+"""Bring-up below ROS: from a config to loaded models, chosen variants, a scheduler and lanes.
+
+The container only wires ROS to what this builds (nodes, subscriptions, publishers); a
+benchmark or a test can build the same runtime without a node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge_perception.core.adaptation import TaskVariants, VariantOption, choose_variants
+from edge_perception.core.config import PerceptionConfig
+from edge_perception.core.jobs import JobOutcome
+from edge_perception.core.scheduler import DeadlineScheduler
+from edge_perception.core.scheduling import padded
+from edge_perception.core.thread_setup import configure_current_thread
+from edge_perception.runtime.manifest import ModelLoadError
+from edge_perception.runtime.task_models import Placement, TaskModels
+from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.runtime.tvm.target import cuda_available
+from edge_perception.synthetic.scenes import generate_frame
+from edge_perception.tasks.frames import BgrImage, Frame
+from edge_perception.tasks.pipelines import PIPELINES, Infer, TaskPipeline
+
+PROFILE_RUNS = 3
+
+
+class Log(Protocol):
+    """What bring-up reports through: a ROS node's logger or a logging.Logger."""
+
+    def info(self, message: str) -> object: ...
+
+    def warning(self, message: str) -> object: ...
+
+    def error(self, message: str) -> object: ...
+
+
+@dataclass
+class PerceptionRuntime:
+    """Everything that runs a config's tasks, ROS aside.
+
+    ``models``: the tasks whose models loaded; ``failures``: why the others could not
+    (reported as ERROR). ``variant_table``: every variant's profiled stages and accuracy,
+    None when neither chosen nor adapted."""
+
+    config: PerceptionConfig
+    store: ModelStore
+    lane_devices: dict[str, str]
+    models: dict[str, TaskModels]
+    failures: dict[str, str]
+    scheduler: DeadlineScheduler
+    variant_table: dict[str, TaskVariants] | None
+
+    def variants(self) -> dict[str, str]:
+        return {task: models.variant for task, models in self.models.items()}
+
+
+def bring_up(config: PerceptionConfig, *, log: Log, only_task: str | None = None,
+             only_lane: str | None = None, profile: bool = True, select_variants: bool = True,
+             on_outcome: Callable[[JobOutcome], None] | None = None) -> PerceptionRuntime:
+    """Load every task's models (each variant, stage and batch size), build the scheduler
+    and its lanes; with ``profile``, time every variant on a busy frame, and with
+    ``select_variants`` run the most accurate combination the analysis accepts (RT-mDL).
+
+    ``only_task`` / ``only_lane``: that task or lane alone (a lane's process then runs at
+    its lane's priority, see below)."""
+    if only_task is not None:
+        config = dataclasses.replace(config, tasks=(config.task(only_task),))
+    if only_lane is not None:
+        config = config.for_lane(only_lane)
+        # The lane's process runs at its lane's priority: the thread that builds the
+        # container spins it, and the lane must never wait for the GIL held by its own
+        # spinning thread while the OS runs something of lower priority in its place.
+        configure_current_thread(lane=f'{only_lane} (spinning thread)',
+                                 rt_priority=config.lanes[0].rt_priority,
+                                 nice=config.lanes[0].nice, cpus=())
+    store = ModelStore.of(config.model_dir)
+    devices = {lane.name: _device(lane.name, lane.device, log) for lane in config.lanes}
+    placements = {lane.name: Placement(devices[lane.name], lane.threads)
+                  for lane in config.lanes}
+    max_batch = {lane.name: lane.max_batch for lane in config.lanes}
+    models, failures = {}, {}
+    for task in config.tasks:
+        try:
+            models[task.name] = TaskModels(
+                task, store, lanes=placements,
+                batch_sizes=range(1, max_batch[task.lane] + 1))
+        except ModelLoadError as err:  # reported on /diagnostics; the other tasks run
+            failures[task.name] = str(err)
+            log.error(f'task {task.name} disabled: {err}')
+    runtime = PerceptionRuntime(
+        config, store, devices, models, failures,
+        DeadlineScheduler(config, devices=devices, on_outcome=on_outcome), None)
+    if profile:
+        runtime.variant_table = profile_variants(runtime)
+        if select_variants:
+            _select_variants(runtime, log)
+    return runtime
+
+
+def _device(lane: str, device: str, log: Log) -> str:
+    if device == 'cuda' and not cuda_available():
+        log.warning(f'lane {lane}: no CUDA device, falling back to the CPU')
+        return 'cpu'
+    return device
+
+
+def busy_frame() -> BgrImage:
+    """A synthetic frame with many objects: the worst case of the post-processing stages."""
+    return max((generate_frame('demo', i) for i in range(20)), key=lambda f: len(f.objects)).image
+
+
+def profile_variants(runtime: PerceptionRuntime) -> dict[str, TaskVariants]:
+    """Stage times of every variant on a busy synthetic frame, and their accuracy."""
+    frame = busy_frame()
+    table = {}
+    for name, models in runtime.models.items():
+        task = runtime.config.task(name)
+        pipeline = PIPELINES[task.pipeline]()
+        start_variant = models.variant
+        options = []
+        for variant in task.variants:
+            models.variant = variant
+            stage_ns = profile_stages(pipeline, models, frame)
+            metrics = {model: runtime.store.manifest.variant(model, variant).metrics
+                       for model in task.models}
+            options.append(VariantOption(variant, pipeline.accuracy(metrics),
+                                         padded(stage_ns, runtime.config.wcet_margin)))
+        models.variant = start_variant
+        table[name] = TaskVariants(name, task.lane, task.period_ns, task.deadline_ns,
+                                   tuple(options))
+    return table
+
+
+def _select_variants(runtime: PerceptionRuntime, log: Log) -> None:
+    assert runtime.variant_table is not None
+    selection = choose_variants(list(runtime.variant_table.values()))
+    for task, variant in selection.variants.items():
+        models = runtime.models[task]
+        if models.variant != variant:
+            log.info(f'task {task}: variant {models.variant} -> {variant} '
+                     '(start-up selection by response-time analysis)')
+            models.variant = variant
+            runtime.scheduler.forget_timing(task)
+    verdict = 'schedulable' if selection.schedulable else 'NOT schedulable even so'
+    log.info(f'variants {selection.variants}: {verdict} (profiled on this machine)')
+
+
+def profile_stages(pipeline: TaskPipeline, infer: Infer, frame: BgrImage, *,
+                   runs: int = PROFILE_RUNS) -> tuple[int, ...]:
+    """Per-stage maxima (ns) of ``runs`` runs of ``pipeline`` on ``frame``, after one untimed
+    run; a stage is one request plus the code up to the next (what a lane runs without
+    preemption)."""
+    worst: list[int] = []
+    # The first call loads the module (from disk, or a fresh build) and faults its pages in:
+    # one such outlier made a test's "3x the worst response" deadline 735 ms instead of ~60.
+    for warm_up in (True, *([False] * runs)):
+        stages, times = pipeline.stages(Frame(frame)), []  # its own Frame: no cached input
+        try:
+            request = next(stages)
+            while True:
+                start = time.perf_counter_ns()
+                try:
+                    request = stages.send(infer(request.model, request.inputs))
+                finally:
+                    times.append(time.perf_counter_ns() - start)
+        except StopIteration:
+            pass
+        if not warm_up:
+            worst = times if len(worst) != len(times) else [max(a, b) for a, b in
+                                                              zip(worst, times, strict=True)]
+    return tuple(worst)
