@@ -26,16 +26,9 @@ from edge_perception.runtime.tvm.target import (
 
 def _bound_tvm_threads() -> None:
     """Set ``TVM_NUM_THREADS`` to the CPUs this process may use, unless the user set it
-    (or ``OMP_NUM_THREADS``, which TVM reads next).
-
-    Without either, every parallel loop of every kernel asks
-    ``std::thread::hardware_concurrency()``, which re-reads /sys/devices/system/cpu/online:
-    three system calls per kernel, 16 us of the classifier's 43 us call (half variant; 27 us
-    with the variable set, onnxruntime 33 us, side by side). Lanes still size their own thread
-    pools (``runtime.config_threadpool``); this is only the ceiling, which was half the cores
-    on x86 (TVM's guess at hyper-threads). Set once, here, before any lane thread runs TVM:
-    changing the environment while another thread reads it is not safe.
-    """
+    (or ``OMP_NUM_THREADS``). Without it every kernel re-reads the online CPUs (three system
+    calls a kernel); set once, before any lane thread runs TVM, since changing the
+    environment while another thread reads it is not safe. Measurements: docs/design/tvm.md."""
     if 'TVM_NUM_THREADS' not in os.environ and 'OMP_NUM_THREADS' not in os.environ:
         os.environ['TVM_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))
 
@@ -125,11 +118,8 @@ _IN_PLACE_MIN_BYTES = 64 * 1024
 def in_place_tensor(inputs: npt.NDArray[Any]) -> Any:
     """``inputs`` as a CPU TVM tensor sharing its memory, or None where TVM cannot read it in
     place (not float32, not C-contiguous, not 64-byte aligned: see ``aligned_empty``) or a
-    copy is cheaper (under 64 kB: wrapping costs 1-3 us, copying a classifier's 12 kB 0.5).
-
-    Reading the detector's 0.9 MB input where it lies instead of copying it first: 2.58-2.68
-    -> 2.49-2.58 ms a call side by side (the copy also evicted what the kernels had in cache).
-    """
+    copy is cheaper (under 64 kB). Reading a large input where it lies saves the copy and the
+    cache it evicts. Measurements: docs/design/tvm.md."""
     if (inputs.nbytes < _IN_PLACE_MIN_BYTES or inputs.dtype != np.float32
             or not inputs.flags.c_contiguous):
         return None
@@ -157,9 +147,8 @@ class _ArrayInterface:
 def copy_holding_gil(target: npt.NDArray[Any], source: npt.NDArray[Any]) -> None:
     """``target[...] = source`` without letting the GIL go: NumPy releases it for large
     copies, and a lane then waits to get it back behind the spinning thread and the other
-    lane (the urgent task's 0.9 MB input copy: wall p99 1.2 ms against 0.23 ms of CPU in a
-    soak). A memoryview copy is a plain memcpy under the GIL, as fast (26 us); NumPy still
-    copies what needs converting (another dtype, not contiguous)."""
+    lane. A memoryview copy is a plain memcpy under the GIL, as fast; NumPy still copies what
+    needs converting (another dtype, not contiguous). Measurements: docs/design/tvm.md."""
     if source.dtype == target.dtype and source.flags.c_contiguous:
         target.data.cast('B')[:] = source.data.cast('B')
     else:

@@ -19,14 +19,11 @@ def fuse_input_prologue() -> Any:
     """A pass fusing the elementwise preparation of the model's input (the detector's
     x / 255 - 0.5 and NCHW -> NHWC transposition) into the convolution that reads it.
 
-    Relax fuses elementwise functions after a convolution, never before it, so the
-    prepared input made a round trip through memory: on the detector full (znver5) its own
-    function took 35 us of 1.85 ms, onnxruntime's Mul and Sub 40 us. Marked injective, the
-    convolution joins the preparation's group; the tuned schedule inlines the preparation
-    into the convolution's padded tiles (see :func:`inline_prologue`). Fused, the stem ran
-    106.5 us in the model against 92 + 35 us apart, the model 11-17 us faster; smaller
-    models can lose, so each database records whether to fuse (:func:`choose_prologue`).
-    """
+    Relax fuses elementwise functions after a convolution, never before it, so the prepared
+    input made a round trip through memory. Marked injective, the convolution joins the
+    preparation's group; the tuned schedule inlines the preparation into the convolution's
+    padded tiles (see :func:`inline_prologue`). Smaller models can lose, so each database
+    records whether to fuse (:func:`choose_prologue`). Measurements: docs/design/tvm.md."""
     return _FuseInputPrologue()
 
 
@@ -67,9 +64,8 @@ class _SigmoidRewriter(relax.PyExprMutator):  # type: ignore[misc]
 
 def fast_sigmoid() -> Any:
     """A pass writing sigmoid(x) as 1 / (1 + fast_exp(-x)), TVM's polynomial exp: LLVM calls
-    libm's expf one element at a time; the polynomial vectorises. The detector's output
-    function (slices, sigmoids, concatenation) went from 170 to 59 us (quarter variant, of a
-    1.2 ms call). Relative error below 1e-6 (test)."""
+    libm's expf one element at a time; the polynomial vectorises. Relative error below 1e-6
+    (tested). Measurements: docs/design/tvm.md."""
     return _FastSigmoid()
 
 

@@ -100,12 +100,8 @@ class ModelStore:
         """The databases builds apply, in order: this target's, then a borrowed one (see
         :meth:`borrowed_database`) where this target's lacks records for a function that one
         has (a focused tuning run covers only the heaviest); [] = untuned, and always []
-        when use_tuning is off.
-
-        A record is a schedule (tiling, loop order, vectorised loops) for one TIR function;
-        it replays on any CPU of the architecture. Measured: the detector tuned on znver5 runs
-        10-10.5 ms on a znver3 with that database and 234 ms untuned.
-        """
+        when use_tuning is off. A record is a schedule for one TIR function; it replays on
+        any CPU of the architecture. Measurements: docs/design/tvm.md."""
         if not self.use_tuning:
             return []
         own = self.tuning_database(model, variant, batch=batch, target=target)
@@ -148,18 +144,11 @@ class ModelStore:
         """The database of this model file, batch and layout that fills in for ``target``'s
         (the fullest: most functions, then most records): where it has no records, one
         tuned on this CPU for another number of cores, else on another CPU (or GPU) of the
-        same kind for ``target``'s; where it has
-        some, the other way round (its gaps, the functions a focused run left, were filled
-        from another CPU's records for its cores before there were others); with
+        same kind for ``target``'s; where it has some, the other way round; with
         ``any_arch``, last a CPU of another architecture (to seed from: its records are timed
-        here); None where there is none.
-
-        A schedule's register tile and loop order, most of its speed, are the CPU's; the
-        cores change how its outer loops are shared out. Measured on the znver5 with two
-        threads, taking turns: detector full 1.04 ms with its own one-core records against
-        1.33 ms with rocketlake's two-core ones (half 0.36 vs 0.52, quarter 0.24 vs 0.43);
-        classifier full 1.88 ms untuned, 0.026 ms with its one-core records.
-        """
+        here); None where there is none. A schedule's tile and loop order, most of its speed,
+        are the CPU's; the cores change how its outer loops are shared out.
+        Measurements: docs/design/tvm.md."""
         own = self.tuning_database(model, variant, batch=batch, target=target)
         patterns = [target.tag(cores='*'), target.tag(cpu='*')]
         if tuning_records(own):
@@ -250,10 +239,8 @@ class ModelStore:
     def compiled_batch(batch: int, device: str) -> int:
         """The batch a library for ``batch`` inputs on ``device`` is compiled for: on a GPU
         the batch itself; on the CPU 1, and a batch runs sample by sample through it (see
-        :class:`TvmEngine`). A CPU thread gains nothing from a batch's wider loops: batch 4
-        on the znver5, taking turns, the classifier full's build tuned for it ran 0.240 ms
-        against 0.128 ms sample by sample (onnxruntime 0.133), and the detector full's,
-        never tuned, 642 ms against 7.9. So the CPU keeps one tuned build per variant."""
+        :class:`TvmEngine`), since a CPU thread gains nothing from a batch's wider loops.
+        Measurements: docs/design/tvm.md."""
         return batch if device == 'cuda' else 1
 
     def input_shape(self, model: str, batch: int) -> tuple[int, ...]:

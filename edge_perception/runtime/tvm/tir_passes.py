@@ -53,15 +53,10 @@ def inline_prologue(sch: Any) -> None:
 def serial_loops(mod: Any) -> Any:
     """``mod`` with every parallel loop of its TIR functions made serial.
 
-    MetaSchedule's CPU schedules keep a parallel outer loop for a one-core target too, and
-    each of its iterations then allocates its scratch tiles (padded input, accumulator) from
-    TVM's workspace pool; in a serial loop they are allocated once per kernel and LLVM sees
-    the whole loop nest. Which runs faster depends on the schedules (whole calls: detector
-    half 1.029 -> 1.016 ms, classifier quarter 60 -> 54 us at batch 4, detector quarter
-    0.542 -> 0.574 ms), so each database records its choice (:func:`choose_loops`).
-    A TVMScript round trip: TIR has no Python mutator, and ``T.parallel(`` only ever starts
-    a parallel loop there.
-    """
+    MetaSchedule keeps a parallel outer loop for a one-core target too, and each iteration
+    then allocates its scratch tiles from TVM's workspace pool; which runs faster depends on
+    the schedules, so each database records its choice (:func:`choose_loops`). A TVMScript
+    round trip: TIR has no Python mutator. Measurements: docs/design/tvm.md."""
     mod = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
     for global_var, function in list(mod.functions.items()):
         if isinstance(function, tvm.tirx.PrimFunc):
@@ -87,14 +82,9 @@ def padding_in_input_order_in(function: Any) -> Any:
     """``function`` (scheduled) with a padding filled in a pass of its own, that reads its
     input in another order of its indices, written in the input's order instead, its loops
     following that order with the innermost vectorised, where that makes the vectorised
-    loop longer.
-
-    The detector's stem reads the NCHW image into a channels-last padded buffer (242 x 322
-    x 3): a vector of three channels gathered from three planes per pixel. Written
-    channel-major, each row is a contiguous 322-wide copy, and the convolution, which
-    broadcasts one input value per tap, reads it as well: the detector full's stem alone
-    107.7 -> 83.4 us, outputs identical.
-    """
+    loop longer: the detector's stem gathered three channels from three planes per pixel;
+    written channel-major each row is a contiguous copy. Outputs are identical.
+    Measurements: docs/design/tvm.md."""
     found = _transposing_padding(function)
     if found is None:
         return function
@@ -192,23 +182,14 @@ def skip_padding_taps_in(function: Any) -> Any:
     """``function`` (scheduled) with the taps of each convolution marked
     :data:`SKIP_PADDING_TAPS` that read its zero padding skipped.
 
-    A 3x3 convolution with padding 1 reads zeros at the image border: 3.8 % of the 64->64
-    one's taps on 30x40, 1.9 % of the 32->32 one's on 60x80. onnxruntime's kernels skip
-    them; ours multiplied by the zeros, which was the whole of the gap left on those
-    convolutions (327 vs 317 us, 328 vs 322, znver5), both near this core's FMA peak
-    otherwise. The padding's condition (``pad_temp = if_then_else(inside, x, 0)``, or the
-    same expression inlined into the product) is read at the accumulation's indices, split
-    into its bounds, and each bound tested once around the loops it does not depend on,
-    where a reduction loop is left inside the test; a bound that only an inner loop decides
-    (a tile spanning the border) is left to the multiplication. Outputs are identical: only
-    additions of exact zeros are skipped.
-
-    Only where the schedule asks: a test among a tile's register loops can stop LLVM
-    keeping the accumulators in registers (the detector quarter's 64->64 convolution ran
-    38 -> 102 us with it, the 32->32 ones above 0.2-1.0 % faster), so skipping is a choice
-    the tuner times (see :func:`epilogue_in_tile`) and seeding gives existing records a
-    skipping twin (see :func:`seed_database`).
-    """
+    onnxruntime's kernels skip a 3x3 convolution's border zeros; ours multiplied by them.
+    The padding's condition is read at the accumulation's indices, split into its bounds,
+    and each bound tested once around the loops it does not depend on; a bound only an
+    inner loop decides is left to the multiplication. Outputs are identical (only additions
+    of exact zeros are skipped). Only where the schedule asks: a test among a tile's
+    register loops can stop LLVM keeping the accumulators in registers, so skipping is a
+    choice the tuner times (:func:`epilogue_in_tile`, :func:`seed_database`).
+    Measurements: docs/design/tvm.md."""
     realizes = _realizes(function)
     padded = _padded_buffers(realize.block for realize, _ in realizes)
     analyzer = tvm.sym.Analyzer()

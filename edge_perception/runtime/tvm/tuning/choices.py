@@ -41,8 +41,8 @@ def choose_prologue(model: onnx.ModelProto, database: Path, *, input_shape: tupl
                     target: CompileTarget, on_build: Callable[[], None] = lambda: None) -> str:
     """Build the model with the input's preparation fused into the first convolution (see
     :func:`fuse_input_prologue`) and apart, time whole calls taking turns, and record in
-    the database which its builds use. Fused, the detector full and half ran 12 and 22 us
-    faster (znver5); the detector quarter 7 us and the classifiers 0.2-0.9 us slower."""
+    the database which its builds use; returns a line for the report.
+    Measurements: docs/design/tvm.md."""
     fused_seconds, apart_seconds = _two_builds(
         model, database, input_shape=input_shape, target=target, on_build=on_build,
         builds=((None, True), (None, False)))

@@ -46,27 +46,16 @@ def rank_in_model(model: onnx.ModelProto, database: Path, *, input_shape: tuple[
                   target: CompileTarget, candidates: int, min_share: float = 0.05,
                   tuned_from: int | None = None,
                   on_build: Callable[[], None] = lambda: None) -> list[str]:
-    """Keep, for each function that costs a noticeable share of the model, the record of its
-    ``candidates`` best in ``database`` (the tuner's ranking) with which the whole model runs
-    fastest: records the tuner ranked above that one are dropped. Returns a line per function.
-    Candidates are at least 1 % apart in the tuner's times: a tuning run leaves dozens of
-    near-copies of its best schedule (the detector's 16->32 convolution: twelve records
-    within 247-251 us), and the one to find may be an older, different schedule (266.7 us
-    in the tuner, 18 us faster in the model). Functions under ``min_share`` of the model's
-    time are left alone: they cannot move it past the timing noise, and each candidate is a
-    whole build. ``tuned_from``: the records the database held before a tuning run; each
-    function's best of those is a candidate too (200 trials took the detector's 32->32
-    convolution from 493.7 to 403.7 us in the tuner, and its six best new records all made
-    the model slower than the old one).
+    """Keep, for each function that costs at least ``min_share`` of the model, the record of
+    its ``candidates`` best in ``database`` (the tuner's ranking, at least 1 % apart) with
+    which the whole model runs fastest: records the tuner ranked above it are dropped.
+    ``tuned_from``: the records the database held before a tuning run; each function's best
+    of those is a candidate too. Returns a line per function.
 
-    The tuner times a function alone; in the model it finds other caches and inputs. On the
-    detector full, the tuner's second-best record of a 32->32 convolution (495.9 vs 493.7 us)
-    made the model 158 us slower, and a stride-2 convolution's third (266.6 vs 228.9 us)
-    made it 8 us faster. Each candidate is timed as the function's own calls inside the
-    model (see :func:`seconds_taking_turns`), not as whole calls: those moved by up
-    to 0.15 ms between one function's candidates and the next's on the detector full, more
-    than the candidates differ.
-    """
+    The tuner times a function alone; in the model it finds other caches and inputs, and its
+    second-best record can be the model's fastest. Each candidate is timed as the function's
+    own calls inside the model (see :func:`seconds_taking_turns`), since whole calls moved
+    more between candidates than the candidates differ. Measurements: docs/design/tvm.md."""
 
     from tvm.s_tir import meta_schedule as ms
 

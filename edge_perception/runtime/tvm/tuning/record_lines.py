@@ -43,7 +43,7 @@ class RecordLines:
 
     def write_trial(self, directory: Path, workload: int, line: int) -> None:
         """Only what a build reads: ``line`` for ``workload``, every other one's best record
-        (the detector's whole 22 MB database, parsed per build, took 8 s of a 20 s build)."""
+        (parsing a whole large database per build took most of the build)."""
         self._write(directory, sorted({**self.best_numbers(), workload: line}.values()))
 
     def write(self, directory: Path, *, drop: set[int]) -> None:

@@ -127,7 +127,7 @@ def runner(target: CompileTarget) -> Any:
 
 def _measure_on_threads(count: int) -> None:
     """Runs first in each MetaSchedule measuring process: candidates are timed on the lane's
-    thread count. The process inherits TVM_NUM_THREADS (all usable CPUs, see
-    :func:`_bound_tvm_threads`): a 1-core target's candidates were timed on two threads and
-    picked for two (a detector stem: 214 us in the tuner, 356 us on one thread)."""
+    thread count, not on the TVM_NUM_THREADS the process inherits (all usable CPUs, see
+    :func:`_bound_tvm_threads`): a 1-core target's candidates were otherwise picked for two
+    threads."""
     os.environ['TVM_NUM_THREADS'] = str(count)

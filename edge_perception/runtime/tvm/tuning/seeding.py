@@ -49,16 +49,12 @@ def seed_database(model: onnx.ModelProto, database: Path, source: Path, *,
     :func:`skip_padding_taps_in`), timed here. Returns the records ``database`` then holds.
 
     ``source`` is a database tuned on another CPU of the same kind, or ``database`` itself.
-    A function that has no records there but is a convolution with its input's preparation
+    A function without records there that is a convolution with its input's preparation
     fused in (see :func:`fuse_input_prologue`) gets the convolution's own records, replayed
-    after inlining the preparation: tuned from nothing, 96 trials of the detector's stem
-    with its preparation reached 177 us; its 12 best stem records replayed so ran 104-159 us.
-
-    A schedule replays on any CPU of the architecture, but the best one differs between
-    CPUs, and the tuner's search starts from the best records it holds: on a znver5 the
-    detector full ran 1.03x onnxruntime with the rocketlake records as tuned there.
+    after inlining the preparation. A schedule replays on any CPU of the architecture, but
+    the best one differs between CPUs, hence the timing here.
     ``on_measured(done, total)``: after each batch of records was timed (progress bars).
-    """
+    Measurements: docs/design/tvm.md."""
     from tvm.s_tir import meta_schedule as ms
 
     tvm_target = tvm.target.Target(target.spec())

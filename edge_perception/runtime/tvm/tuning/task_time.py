@@ -22,12 +22,8 @@ def best_run_seconds(records: Any, function: Any) -> float | None:
 def task_seconds(records: Any, task: Any) -> float:
     """Seconds a tuning task's function costs per inference: its best measured run in the
     tuning ``records`` times its call count, or, before it has a record, its work at
-    100 GFLOP/s.
-
-    Measured time, not work, finds what to tune next: the detector quarter's 3-channel stem
-    has less work than its 8-channel convolutions (4.3 vs 5.6 MFLOP) and took twice as long
-    (195 vs 102 us); 200 trials ranked this way took that variant from 1.19 to 0.76 ms.
-    """
+    100 GFLOP/s. Measured time, not work, finds what to tune next: a small stem can take
+    longer than convolutions with more work. Measurements: docs/design/tvm.md."""
     from tvm.s_tir.analysis import estimate_tir_flops
 
     function = task.dispatched[0]
@@ -41,10 +37,7 @@ def task_headroom(records: Any, tasks: Sequence[Any]) -> dict[str, float]:
     """Seconds per inference each tuning task's function could still lose: its time
     (:func:`task_seconds`) minus its work at the best rate any measured function of the
     model reaches in ``records``; a function without a record keeps its whole estimate.
-
-    Where the time goes is not where it can shrink: after 280 trials the detector's 32->32
-    convolutions (the most time) ran at 180 GFLOP/s, the half variant's 16->32 one at 66.
-    """
+    Where the time goes is not where it can shrink. Measurements: docs/design/tvm.md."""
     from tvm.s_tir.analysis import estimate_tir_flops
 
     seconds = {task.task_name: task_seconds(records, task) for task in tasks}
