@@ -1,0 +1,118 @@
+"""Subcommands about the models: train, eval, build-models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_perception.core.config import default_config_path
+
+if TYPE_CHECKING:
+    from edge_perception.runtime.tvm.store import ModelStore
+from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, cpu_target, positive_int
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch  # the optional training extra; imported here so nodes never need it
+
+    from edge_perception.models.train import TrainSettings, train_all
+
+    torch.set_num_threads(args.threads)
+    settings = TrainSettings(train_frames=args.train_frames, detector_epochs=args.epochs,
+                             classifier_epochs=args.epochs + 2)
+    train_all(args.zoo, models=args.models, variants=args.variants, settings=settings)
+    print(f'wrote models and manifest under {args.zoo}; now run: edge-perception eval --record')
+    return 0
+
+
+def add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('train', help='retrain model variants (needs requirements/train.txt)')
+    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
+    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--train-frames', type=positive_int, default=2400)
+    parser.add_argument('--epochs', type=positive_int, default=10)
+    parser.add_argument('--threads', type=positive_int, default=2)
+    parser.set_defaults(run=_train)
+
+
+def model_store(zoo: Path) -> ModelStore:
+    from edge_perception.runtime.tvm.store import ModelStore
+
+    return ModelStore.of(zoo)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from edge_perception.models.evaluate import evaluate, held_out_frames
+
+    store = model_store(args.zoo)
+    scores = evaluate(store, held_out_frames(args.frames), args.models)
+    print(f'{"model":<16} {"variant":<8} metrics (held-out test split, {args.frames} frames, TVM)')
+    manifest = store.manifest
+    for score in scores:
+        shown = '  '.join(f'{k}={v:.4f}' for k, v in sorted(score.metrics.items()))
+        print(f'{score.model:<16} {score.variant:<8} {shown}')
+        manifest = manifest.with_metrics(score.model, score.variant, score.metrics)
+    if args.record:
+        manifest.save()
+        print(f'recorded in {args.zoo / "manifest.json"}')
+    return 0
+
+
+def add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('eval', help='accuracy of every model variant, through TVM')
+    parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
+    parser.add_argument('--models', nargs='+', choices=MODELS, default=None)
+    parser.add_argument('--frames', type=positive_int, default=300,
+                        help='test-split frames to use')
+    parser.add_argument('--record', action='store_true', help='write results to the manifest')
+    parser.set_defaults(run=_eval)
+
+
+def _build_models(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edge_perception.core.config import load_config
+    from edge_perception.runtime.tvm.store import ModelStore
+    from edge_perception.runtime.tvm.target import CompileTarget, cuda_available, host_target
+
+    config = load_config(args.config)
+    store = model_store(config.model_dir)
+    if args.out is not None:
+        store = ModelStore(store.manifest, cache_dir=args.out)
+    cpu = args.target or host_target()
+    cross = not cpu.runs_here()
+    lanes = {lane.name: lane for lane in config.lanes}
+    jobs = sorted({
+        (model, variant, batch, lanes[task.lane].device, lanes[task.lane].threads)
+        for task in config.tasks for model in task.models for variant in task.variants
+        for batch in args.batch
+    })
+    for model, variant, batch, device, threads in tqdm(jobs, desc=f'building for {cpu.name}'):
+        if device == 'cuda' and (cross or not cuda_available()):
+            device = 'cpu'  # the lanes' fallback; a board builds its CUDA modules itself
+        target = CompileTarget(device=device, num_cores=threads, cpu=cpu)
+        store.build(model, variant, batch=store.compiled_batch(batch, device), target=target)
+    print(f'{len(jobs)} modules for {cpu.triple} {cpu.mcpu} ready in {store.cache_dir}')
+    if cross:
+        print(f'copy them into the cache of the {cpu.arch} machine '
+              '(~/.cache/edge_perception/tvm, or $EDGE_PERCEPTION_CACHE)')
+    return 0
+
+
+def add_build_models(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser('build-models', help='compile every configured model with TVM')
+    parser.add_argument('--config', type=Path, default=default_config_path())
+    parser.add_argument('--batch', type=positive_int, nargs='+', default=[1],
+                        help='batch sizes')
+    parser.add_argument('--target', type=cpu_target, default=None, metavar='TARGET',
+                        help='CPU to build for: host (default), a board (aarch64-jetson-orin, '
+                             'aarch64-jetson-xavier, aarch64-jetson-nano, aarch64-raspberry-pi-5'
+                             ', ...) or ARCH:CPU (e.g. aarch64:cortex-a72); another '
+                             'architecture cross-compiles (gcc-aarch64-linux-gnu or ziglang)')
+    parser.add_argument('--out', type=Path, default=None, metavar='DIR',
+                        help='where the libraries go (default: the cache the nodes load from)')
+    parser.set_defaults(run=_build_models)
+
+
