@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_perception import cli
+from edge_perception.cli import tune as tune_command
 from edge_perception.runtime.manifest import Manifest, ModelEntry
 from edge_perception.runtime.tvm.database import tuning_records
 from edge_perception.runtime.tvm.target import CompileTarget
@@ -15,7 +16,7 @@ from edge_perception.runtime.tvm.target import CompileTarget
 
 def test_tune_names_the_missing_extra_instead_of_crashing_in_a_worker(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ('psutil', 'edge_perception_not_installed'))
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ('psutil', 'edge_perception_not_installed'))
     assert cli.main(['tune', '--models', 'sign_classifier', '--trials', '1']) == 2
     error = capsys.readouterr().err
     assert 'tune: missing ' in error
@@ -26,7 +27,7 @@ def test_tune_names_the_missing_extra_instead_of_crashing_in_a_worker(
 def test_tune_names_the_functions_it_has_when_asked_for_one_it_lacks(
         repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())  # the names are checked before any trial
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())  # the names are checked before any trial
     zoo = tmp_path / 'zoo'
     shutil.copytree(repo_root / 'model_zoo', zoo, ignore=shutil.ignore_patterns('tuning'))
     assert cli.main(['tune', '--zoo', str(zoo), '--models', 'sign_classifier',
@@ -44,21 +45,21 @@ def test_tune_names_the_functions_it_has_when_asked_for_one_it_lacks(
 def test_tune_refuses_since_outside_a_ranking_only_run(
         options: list[str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())
     assert cli.main(['tune', '--models', 'sign_classifier', *options]) == 2
     assert '--since N (N >= 0) goes with --trials 0 --rank K' in capsys.readouterr().err
 
 
 def test_tune_refuses_a_negative_seed(monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())
     assert cli.main(['tune', '--models', 'sign_classifier', '--trials', '0', '--seed', '-1']) == 2
     assert '--seed K needs K >= 0' in capsys.readouterr().err
 
 
 def test_tune_refuses_a_cpu_batch_it_would_never_build(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())
     assert cli.main(['tune', '--models', 'sign_classifier', '--batch', '1', '4']) == 2
     assert 'CPU builds are batch 1' in capsys.readouterr().err
 
@@ -66,7 +67,7 @@ def test_tune_refuses_a_cpu_batch_it_would_never_build(
 def test_tune_on_a_new_cpu_first_times_another_cpus_records_here(
         zoo_tuned_elsewhere: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())  # no trials: the cost model is not needed
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())  # no trials: the cost model is not needed
     command = ['tune', '--zoo', str(zoo_tuned_elsewhere), '--models', 'sign_classifier',
                '--variants', 'quarter', '--trials', '0', '--seed', '1']
     assert cli.main(command) == 0
@@ -101,7 +102,7 @@ def _zoo_of_one_variant(zoo: Path, model: str, variant: str) -> Path:
 def test_tune_new_cpu_gives_every_committed_model_this_cpus_own_ranked_records(
         zoo_tuned_elsewhere: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())
     zoo = _zoo_of_one_variant(zoo_tuned_elsewhere, 'sign_classifier', 'quarter')
     assert cli.main(['tune', '--zoo', str(zoo), '--new-cpu', '--seed', '1', '--rank', '1']) == 0
     said = capsys.readouterr()
@@ -117,7 +118,7 @@ def test_tune_new_cpu_starts_from_another_architecture_where_none_of_its_own_exi
         zoo_copy: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """A first board of an architecture: its records come from another's, timed here."""
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())
     zoo = _zoo_of_one_variant(zoo_copy, 'sign_classifier', 'quarter')
     tuning = zoo / 'tuning'
     here = CompileTarget('cpu').cpu.arch
@@ -136,6 +137,6 @@ def test_tune_new_cpu_starts_from_another_architecture_where_none_of_its_own_exi
 
 def test_tune_refuses_negative_trials(monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, 'TUNE_EXTRA', ())
+    monkeypatch.setattr(tune_command, 'TUNE_EXTRA', ())
     assert cli.main(['tune', '--models', 'sign_classifier', '--trials', '-1']) == 2
     assert '--trials N needs N >= 0' in capsys.readouterr().err
