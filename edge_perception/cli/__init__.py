@@ -19,6 +19,7 @@ from edge_perception.cli.run import (
 from edge_perception.cli.tune import add_tune
 from edge_perception.core.config import ConfigError
 from edge_perception.monitor.timeline import TimelineError
+from edge_perception.ros.message_adapter import MessagesNotBuiltError
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.tools.bag_errors import BagError
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ConfigError, ModelLoadError, BagError, TimelineError) as err:
+    except (ConfigError, ModelLoadError, BagError, TimelineError, MessagesNotBuiltError) as err:
         print(f'edge-perception {args.command}: {err}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from edge_perception.runtime.tvm.target import CpuTarget
 
-
 SOURCE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_ZOO = SOURCE_ROOT / 'model_zoo'
 VARIANTS = ('full', 'half', 'quarter')

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
 from edge_perception.cli.arguments import (
     non_negative_float,
     non_negative_int,
@@ -15,6 +14,11 @@ from edge_perception.cli.arguments import (
     positive_int,
     resolution,
 )
+
+if TYPE_CHECKING:
+    from rclpy.executors import Executor
+
+    from edge_perception.tools.bags import BagPlayer
 
 
 def _synth_bag(args: argparse.Namespace) -> int:
@@ -62,6 +66,8 @@ def _replay(args: argparse.Namespace) -> int:
         delay_until = time.monotonic() + args.delay
         while time.monotonic() < delay_until:  # subscribers discover the publishers first
             executor.spin_once(timeout_sec=0.05)
+        if args.wait_for_subscriber:
+            _wait_for_subscribers(player, executor, timeout_s=args.wait_for_subscriber)
         threading.Thread(target=player.play, daemon=True).start()
         while not player.done.is_set():
             executor.spin_once(timeout_sec=0.1)
@@ -77,6 +83,23 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_for_subscribers(player: BagPlayer, executor: Executor, *, timeout_s: float) -> None:
+    """Spin until every image topic of the bag has a subscriber (or ``timeout_s`` passed,
+    said on stderr): a reliable subscriber that matches late misses the first frames."""
+    import time
+
+    from edge_perception.tools.bags import bag_topics
+
+    images = [player.publishers[topic] for topic, msgtype in bag_topics(player.bag).items()
+              if msgtype == 'sensor_msgs/msg/Image' and topic in player.publishers]
+    give_up = time.monotonic() + timeout_s
+    while not all(publisher.get_subscription_count() for publisher in images):
+        if time.monotonic() > give_up:
+            print(f'replay: no subscriber after {timeout_s:g} s; playing anyway', file=sys.stderr)
+            return
+        executor.spin_once(timeout_sec=0.05)
+
+
 def add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser('replay', help='play a rosbag2 into the graph (like ros2 bag play)')
     parser.add_argument('bag', type=Path)
@@ -87,6 +110,9 @@ def add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument('--delay', type=non_negative_float, default=0.0,
                         help='seconds between creating the publishers and the first message '
                              '(as ros2 bag play --delay: lets subscribers match first)')
+    parser.add_argument('--wait-for-subscriber', type=positive_float, default=None,
+                        metavar='SECONDS', help='before the first message, wait up to this '
+                        'long until every image topic has a subscriber')
     parser.add_argument('--restamp', action='store_true',
                         help='stamp images with the send time, like a live camera (needed for '
                              'response times in `edge-perception report` of a recording)')

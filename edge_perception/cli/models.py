@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, cpu_target, positive_int
 from edge_perception.core.config import default_config_path
 
 if TYPE_CHECKING:
     from edge_perception.runtime.tvm.store import ModelStore
-from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, cpu_target, positive_int
 
 
 def _train(args: argparse.Namespace) -> int:

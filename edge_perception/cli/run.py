@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from edge_perception.core.config import default_config_path
-
-if TYPE_CHECKING:
-    pass
 from edge_perception.cli.arguments import positive_float, positive_int, resolution
+from edge_perception.core.config import default_config_path
 
 
 def _launch(args: argparse.Namespace) -> int:

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, positive_int
+from edge_perception.cli.models import model_store
 from edge_perception.runtime.manifest import ModelLoadError
 
 if TYPE_CHECKING:
     from edge_perception.runtime.tvm.store import ModelStore
     from edge_perception.runtime.tvm.target import CompileTarget
-from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, positive_int
-from edge_perception.cli.models import model_store
 
 MEASURE_EXTRA = ('psutil', 'cloudpickle')
 TUNE_EXTRA = ('xgboost',)

@@ -147,10 +147,12 @@ class DeadlineExecutor(Executor):
         self._spin_once_until_future_complete(future, timeout_sec)
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
-        """Stop the lanes (after their current stage), then rclpy's own shutdown."""
+        """rclpy's own shutdown first, so that a spin in another thread cannot start the lanes
+        again, then stop the lanes after their current stage."""
+        shut = super().shutdown(timeout_sec)
         lanes_stopped = self.scheduler.stop(timeout_sec if timeout_sec is not None else 5.0)
         self._started = False
-        return super().shutdown(timeout_sec) and lanes_stopped
+        return shut and lanes_stopped
 
 
 def _stamp_ns(msg: Any) -> int | None:

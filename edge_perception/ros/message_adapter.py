@@ -1,60 +1,30 @@
 """The one place that turns detections and deadline misses into ROS messages.
 
-Two encodings, chosen once per process:
-
-* generated: edge_perception_msgs (TrafficLightArray, TrafficSignArray, DeadlineMiss), when
-  that package was built with colcon on a real ROS 2 install;
-* standard: only standard types, for installs that cannot generate interfaces (the PyPI wheels):
-
-  - detections -> visualization_msgs/MarkerArray. Marker 0 has action DELETEALL (so RViz clears
-    the previous frame), the image header, ``ns`` = output kind and ``text`` = model variant.
-    Each detection follows as an ADD CUBE marker: ``ns`` = kind, ``id`` = index,
-    ``pose.position.x/y`` = box centre in pixels, ``pose.position.z`` = class id,
-    ``scale.x/y`` = box width/height in pixels, ``scale.z`` = score, ``text`` = label.
-  - deadline misses -> diagnostic_msgs/DiagnosticArray with one WARN status named
-    ``edge_perception: <task>``, ``hardware_id`` = lane, and key/values job_id, variant,
-    deadline_ms, response_time_ms, dropped; header.stamp = the job's release time.
+Typed messages of edge_perception_msgs (msg/): ``TrafficLightArray``, ``TrafficSignArray``
+and ``DeadlineMiss``, built by ``scripts/bootstrap`` into the venv from the PyPI wheels, or by
+colcon on a ROS 2 install. ``visualization_msgs/MarkerArray`` is only what rviz draws (boxes
+coloured by class with text labels, on ``<output_topic>/markers`` when a node is asked to),
+never the data interface.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from builtin_interfaces.msg import Duration, Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from edge_perception.core.deadline_miss import DeadlineMissEvent
+from edge_perception.tasks.classes import LIGHT_STATES
 from edge_perception.tasks.detections import Detection
 
 OUTPUT_KINDS = ('traffic_light', 'traffic_sign')
-MISS_PREFIX = 'edge_perception: '
 DEADLINE_MISS_TOPIC = '/edge_perception/deadline_misses'
-# Marker colours (RGBA) per label, so RViz shows lights in their own colour.
+# Marker colours (RGB) per label, so rviz shows lights in their own colour.
 _LABEL_COLOURS = {'red': (1.0, 0.0, 0.0), 'yellow': (1.0, 0.8, 0.0), 'green': (0.0, 1.0, 0.0)}
-
-
-class MessageAdapter(Protocol):
-    """Builds and reads the package's output messages in one encoding."""
-
-    generated: bool
-
-    def detections_type(self, kind: str) -> Any: ...
-
-    def detections(
-        self, kind: str, header: Header, variant: str, detections: Sequence[Detection]
-    ) -> Any: ...
-
-    def read_detections(self, kind: str, msg: Any) -> tuple[Header, str, list[Detection]]: ...
-
-    def deadline_miss_type(self) -> Any: ...
-
-    def deadline_miss(self, event: DeadlineMissEvent) -> Any: ...
-
-    def read_deadline_miss(self, msg: Any) -> DeadlineMissEvent: ...
 
 
 def _check_kind(kind: str) -> None:
@@ -75,97 +45,12 @@ def duration_from_ns(span_ns: int) -> Duration:
     return Duration(sec=span_ns // 1_000_000_000, nanosec=span_ns % 1_000_000_000)
 
 
-class StandardAdapter:
-    """Encodes with visualization_msgs and diagnostic_msgs only (see module docstring)."""
-
-    generated = False
-
-    def detections_type(self, kind: str) -> Any:
-        _check_kind(kind)
-        return MarkerArray
-
-    def detections(
-        self, kind: str, header: Header, variant: str, detections: Sequence[Detection]
-    ) -> MarkerArray:
-        _check_kind(kind)
-        clear = Marker(header=header, ns=kind, id=0, action=Marker.DELETEALL, text=variant)
-        markers = [clear]
-        for index, det in enumerate(detections):
-            marker = Marker(header=header, ns=kind, id=index, type=Marker.CUBE, action=Marker.ADD)
-            marker.pose.position.x = det.x + det.width / 2
-            marker.pose.position.y = det.y + det.height / 2
-            marker.pose.position.z = float(det.class_id)
-            marker.pose.orientation.w = 1.0
-            marker.scale.x, marker.scale.y, marker.scale.z = det.width, det.height, det.score
-            red, green, blue = _LABEL_COLOURS.get(det.label, (0.2, 0.4, 1.0))
-            marker.color.r, marker.color.g, marker.color.b, marker.color.a = red, green, blue, 0.8
-            marker.text = det.label
-            markers.append(marker)
-        return MarkerArray(markers=markers)
-
-    def read_detections(self, kind: str, msg: Any) -> tuple[Header, str, list[Detection]]:
-        _check_kind(kind)
-        markers = list(msg.markers)
-        if not markers or markers[0].action != Marker.DELETEALL or markers[0].ns != kind:
-            raise ValueError(f'not a {kind} MarkerArray: first marker must be DELETEALL')
-        detections = [
-            Detection(
-                label=m.text,
-                class_id=round(m.pose.position.z),
-                score=m.scale.z,
-                x=m.pose.position.x - m.scale.x / 2,
-                y=m.pose.position.y - m.scale.y / 2,
-                width=m.scale.x,
-                height=m.scale.y,
-            )
-            for m in markers[1:]
-        ]
-        return markers[0].header, markers[0].text, detections
-
-    def deadline_miss_type(self) -> Any:
-        return DiagnosticArray
-
-    def deadline_miss(self, event: DeadlineMissEvent) -> DiagnosticArray:
-        values = {
-            'job_id': str(event.job_id),
-            'variant': event.variant,
-            'deadline_ms': f'{event.deadline_ns / 1e6:.3f}',
-            'response_time_ms': f'{event.response_time_ns / 1e6:.3f}',
-            'dropped': str(event.dropped).lower(),
-        }
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN,
-            name=f'{MISS_PREFIX}{event.task}',
-            message='deadline miss (dropped)' if event.dropped else 'deadline miss (late)',
-            hardware_id=event.lane,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
-        return DiagnosticArray(header=Header(stamp=time_from_ns(event.release_ns)),
-                               status=[status])
-
-    def read_deadline_miss(self, msg: Any) -> DeadlineMissEvent:
-        if len(msg.status) != 1 or not msg.status[0].name.startswith(MISS_PREFIX):
-            raise ValueError('not a deadline-miss DiagnosticArray: needs one status named '
-                             f'{MISS_PREFIX!r}<task>')
-        status = msg.status[0]
-        values = {kv.key: kv.value for kv in status.values}
-        try:
-            return DeadlineMissEvent(
-                task=status.name[len(MISS_PREFIX):], lane=status.hardware_id,
-                variant=values['variant'], job_id=int(values['job_id']),
-                release_ns=ns_from_time(msg.header.stamp),
-                deadline_ns=round(float(values['deadline_ms']) * 1e6),
-                response_time_ns=round(float(values['response_time_ms']) * 1e6),
-                dropped=values['dropped'] == 'true')
-        except (KeyError, ValueError) as err:
-            raise ValueError(f'deadline-miss status {status.name!r} has a bad value: '
-                             f'{err}') from None
+class MessagesNotBuiltError(ImportError):
+    """edge_perception_msgs cannot be imported: the message types were never built here."""
 
 
-class GeneratedAdapter:
-    """Encodes with the edge_perception_msgs types built by colcon."""
-
-    generated = True
+class MessageAdapter:
+    """Builds and reads the package's typed output messages."""
 
     def __init__(self, msgs: Any) -> None:
         self._msgs = msgs
@@ -195,11 +80,16 @@ class GeneratedAdapter:
 
     def read_detections(self, kind: str, msg: Any) -> tuple[Header, str, list[Detection]]:
         _check_kind(kind)
-        field = self._array_types[kind][2]
+        array_type, _, field = self._array_types[kind]
+        if not hasattr(msg, field):  # e.g. rviz markers recorded on an output topic
+            raise ValueError(f'{type(msg).__name__} is not a {array_type.__name__}')
         detections = [
             Detection(
-                label=getattr(item, 'label', ''),
-                class_id=int(getattr(item, 'class_id', getattr(item, 'state', 0))),
+                # A light's label is its state, the one thing its message carries.
+                label=(item.label if kind == 'traffic_sign'
+                       else LIGHT_STATES[item.state] if item.state < len(LIGHT_STATES)
+                       else f'state_{item.state}'),
+                class_id=int(item.class_id if kind == 'traffic_sign' else item.state),
                 score=item.score, x=item.x, y=item.y, width=item.width, height=item.height,
             )
             for item in getattr(msg, field)
@@ -228,13 +118,42 @@ class GeneratedAdapter:
             response_time_ns=ns_from_time(msg.response_time), dropped=msg.dropped)
 
 
-def message_adapter(*, prefer_generated: bool = True) -> MessageAdapter:
-    """The generated encoding where edge_perception_msgs is importable, else the standard one."""
-    if prefer_generated:
-        try:
-            return GeneratedAdapter(importlib.import_module('edge_perception_msgs.msg'))
-        except (ImportError, AttributeError):
-            # Not built; in a source checkout the interface folder even imports as an
-            # empty namespace package, hence AttributeError.
-            pass
-    return StandardAdapter()
+def message_adapter() -> MessageAdapter:
+    """The adapter over edge_perception_msgs; :class:`MessagesNotBuiltError` names the fix when
+    the package was never built."""
+    try:
+        return MessageAdapter(importlib.import_module('edge_perception_msgs.msg'))
+    except (ImportError, AttributeError):
+        # Never built: in a source checkout the interface folder even imports as an empty
+        # namespace package, hence AttributeError.
+        raise MessagesNotBuiltError(
+            'edge_perception_msgs is not built: run ./scripts/bootstrap (PyPI set-up) or '
+            'colcon build --paths edge_perception_msgs (ROS 2 install)') from None
+
+
+def markers(kind: str, header: Header, detections: Sequence[Detection], *,
+            lifetime_ns: int = 500_000_000) -> MarkerArray:
+    """What rviz draws of one frame's detections: a DELETEALL (the previous frame's boxes go),
+    then per detection a flat box coloured by its label and its label as text, in image
+    pixels (x right, y down), gone after ``lifetime_ns`` if no frame follows."""
+    _check_kind(kind)
+    drawn = [Marker(header=header, ns=kind, id=0, action=Marker.DELETEALL)]
+    lifetime = duration_from_ns(lifetime_ns)
+    for index, det in enumerate(detections):
+        red, green, blue = _LABEL_COLOURS.get(det.label, (0.2, 0.4, 1.0))
+        box = Marker(header=header, ns=kind, id=2 * index + 1, type=Marker.CUBE,
+                     action=Marker.ADD, lifetime=lifetime)
+        box.pose.position.x = det.x + det.width / 2
+        box.pose.position.y = det.y + det.height / 2
+        box.pose.orientation.w = 1.0
+        box.scale.x, box.scale.y, box.scale.z = det.width, det.height, 1.0
+        box.color.r, box.color.g, box.color.b, box.color.a = red, green, blue, 0.5
+        label = Marker(header=header, ns=f'{kind}_labels', id=2 * index + 2,
+                       type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, lifetime=lifetime,
+                       text=f'{det.label} {det.score:.2f}')
+        label.pose.position.x, label.pose.position.y = det.x, det.y
+        label.pose.orientation.w = 1.0
+        label.scale.z = max(det.height / 3, 8.0)
+        label.color.r, label.color.g, label.color.b, label.color.a = red, green, blue, 1.0
+        drawn += [box, label]
+    return MarkerArray(markers=drawn)

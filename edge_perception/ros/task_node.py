@@ -23,6 +23,7 @@ from rclpy.publisher import Publisher
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 
 from edge_perception.core.config import InputQos, TaskConfig
 from edge_perception.core.input_watchdog import InputWatchdog
@@ -31,7 +32,7 @@ from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.frame_sharing import SharedFrames
 from edge_perception.ros.image_conversion import ImageDecodeError, encode_bgr8
 from edge_perception.ros.lean_node import LeanNode
-from edge_perception.ros.message_adapter import MessageAdapter, ns_from_time
+from edge_perception.ros.message_adapter import MessageAdapter, markers, ns_from_time
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
 from edge_perception.tasks.frames import Frame
@@ -87,6 +88,12 @@ class PerceptionTaskNode(LeanNode):
             ParameterDescriptor(description='Publish frames with the detections drawn on '
                                 f'{task.output_topic}/debug_image')).value
         self.debug_publisher = self.create_publisher(Image, f'{task.output_topic}/debug_image', 2)
+        self.draw_markers: bool = self.declare_parameter(
+            'publish_markers', False,
+            ParameterDescriptor(description='Publish the detections for rviz (boxes and labels) '
+                                f'on {task.output_topic}/markers')).value
+        self.marker_publisher = self.create_publisher(MarkerArray, f'{task.output_topic}/markers',
+                                                      2)
         self.add_on_set_parameters_callback(self._on_parameters)
         self.publisher: Publisher[Any] = self.create_publisher(
             adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
@@ -110,6 +117,8 @@ class PerceptionTaskNode(LeanNode):
                 self.pipeline.threshold = float(parameter.value)
             elif parameter.name == 'publish_debug_image':
                 self.debug_images = bool(parameter.value)
+            elif parameter.name == 'publish_markers':
+                self.draw_markers = bool(parameter.value)
         return SetParametersResult(successful=True)
 
     def job_stages(self, msg: Image) -> Stages | None:
@@ -141,6 +150,8 @@ class PerceptionTaskNode(LeanNode):
         self.publisher.publish(self.adapter.detections(
             self.pipeline.output_kind, header, variant, detections))
         self.frames_published += 1
+        if self.draw_markers:
+            self.marker_publisher.publish(markers(self.pipeline.output_kind, header, detections))
         if self.debug_images:
             debug = Image(header=header)
             encode_bgr8(annotate(frame.image, detections), debug)

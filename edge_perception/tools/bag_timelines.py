@@ -3,7 +3,7 @@
 A task's response time is when the recorder got its output (the bag's log time) minus the
 frame's header stamp, so the camera must stamp frames with the wall-clock capture time (a
 live camera does; replay with ``edge-perception replay --restamp``). Frames dropped by the
-executor come from the deadline-miss events. Reads the standard encoding of the adapter.
+executor come from the deadline-miss events (typed, edge_perception_msgs).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from edge_perception.core.config import PerceptionConfig
 from edge_perception.monitor.timeline import Sample, TaskTimeline, TimelineError
 from edge_perception.ros.message_adapter import (
     DEADLINE_MISS_TOPIC,
-    StandardAdapter,
+    message_adapter,
     ns_from_time,
 )
 from edge_perception.tasks.pipelines import PIPELINES
@@ -22,7 +22,7 @@ from edge_perception.tools.bags import read_bag
 
 
 def bag_timelines(bag: Path, config: PerceptionConfig) -> list[TaskTimeline]:
-    adapter = StandardAdapter()
+    adapter = message_adapter()
     by_topic = {task.output_topic: task for task in config.tasks}
     timelines = {task.name: TaskTimeline(task.name, task.deadline_ms) for task in config.tasks}
     for message, decoded in read_bag(bag):

@@ -4,9 +4,10 @@ Both use the ``rosbags`` library (sqlite3 and mcap storage). Messages are serial
 published as CDR bytes by rclpy itself, so the player needs no conversion per type: any topic
 whose type rclpy can import is played, whoever wrote the bag.
 
-Ground truth in synthetic bags uses the standard detection encoding of
-:mod:`edge_perception.ros.message_adapter` (visualization_msgs/MarkerArray) on
-``/ground_truth/traffic_lights`` and ``/ground_truth/traffic_signs``, stamped like the frame.
+Ground truth in synthetic bags is typed like the nodes' outputs (edge_perception_msgs
+``TrafficLightArray`` and ``TrafficSignArray``, variant 'ground_truth') on
+``/ground_truth/traffic_lights`` and ``/ground_truth/traffic_signs``, stamped like the frame;
+bags carry the definitions of our types, so other tools can read them.
 """
 
 from __future__ import annotations
@@ -22,18 +23,20 @@ from typing import Any
 
 import cv2
 import numpy as np
+from rclpy.duration import Duration as RclpyDuration
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tqdm import tqdm
 
 from edge_perception.ros.image_conversion import encode_bgr8
-from edge_perception.ros.message_adapter import StandardAdapter, ns_from_time, time_from_ns
+from edge_perception.ros.message_adapter import message_adapter, ns_from_time, time_from_ns
 from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CLASSES
 from edge_perception.tasks.detections import Detection
@@ -88,15 +91,15 @@ def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, camer
                        f'{sorted(STORAGES)}')
     if not 1 <= cameras <= len(CAMERA_TOPICS):
         raise BagError(f'Cannot write bag {path}: cameras = {cameras} must be 1 or 2')
-    typestore = get_typestore(Stores.ROS2_KILTED)
-    adapter = StandardAdapter()
+    adapter = message_adapter()
+    types = typestore()
     written = 0
     with Writer(path, version=9, storage_plugin=STORAGES[storage]) as writer:
         image_connections = [writer.add_connection(topic, 'sensor_msgs/msg/Image',
-                                                   typestore=typestore)
+                                                   typestore=types)
                              for topic in CAMERA_TOPICS[:cameras]]
         truth_connections = {kind: writer.add_connection(
-            topic, 'visualization_msgs/msg/MarkerArray', typestore=typestore)
+            topic, _msgtype(adapter.detections_type(_KINDS[kind])), typestore=types)
             for kind, topic in GROUND_TRUTH_TOPICS.items()}
         for index in tqdm(range(frames), desc=f'writing {path.name}'):
             stamp_ns = START_NS + round(index * 1e9 / rate_hz)
@@ -112,9 +115,10 @@ def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, camer
                 written += 1
                 if camera == 0:
                     for kind, truth in truth_connections.items():
-                        marker = adapter.detections(_KINDS[kind], msg.header, 'ground_truth',
-                                                    _truth_detections(frame, kind))
-                        writer.write(truth, stamp_ns, serialize_message(marker))
+                        detections = adapter.detections(_KINDS[kind], msg.header,
+                                                        'ground_truth',
+                                                        _truth_detections(frame, kind))
+                        writer.write(truth, stamp_ns, serialize_message(detections))
                         written += 1
     return written
 
@@ -137,9 +141,32 @@ class BagMessage:
     raw: bytes
 
 
+def typestore() -> Typestore:
+    """Kilted's message types and ours, as rosbags reads and writes them: from the .msg files
+    installed beside edge_perception_msgs (<prefix>/share/edge_perception_msgs/msg)."""
+    import edge_perception_msgs
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    share = Path(edge_perception_msgs.__file__).parents[4] / 'share' / 'edge_perception_msgs'
+    ours: dict[str, Any] = {}
+    for definition in sorted((share / 'msg').glob('*.msg')):
+        ours |= get_types_from_msg(definition.read_text(encoding='utf-8'),
+                                   f'edge_perception_msgs/msg/{definition.stem}')
+    if not ours:
+        raise BagError(f'no message definitions under {share / "msg"}: rebuild '
+                       'edge_perception_msgs (./scripts/bootstrap)')
+    store.register(ours)
+    return store
+
+
+def _msgtype(cls: type) -> str:
+    """'pkg/msg/Name' of an rclpy message class."""
+    return f'{cls.__module__.split(".")[0]}/msg/{cls.__name__}'
+
+
 def _open(path: Path) -> AnyReader:
     try:
-        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+        reader = AnyReader([path], default_typestore=typestore())
         reader.open()
     except Exception as err:  # rosbags raises several unrelated types
         raise BagError(f'Cannot read bag {path}: {err}') from None
@@ -240,6 +267,7 @@ class BagPlayer:
                         raise
                     return  # shut down (SIGINT/SIGTERM) while publishing: nothing to say
                 if not self.loop:
+                    self._wait_for_acks()
                     return
                 if self.published == before:  # nothing to play: looping would spin a core
                     self.node.get_logger().warning(f'{self.bag}: no message to play; '
@@ -247,6 +275,13 @@ class BagPlayer:
                     return
         finally:
             self.done.set()
+
+    def _wait_for_acks(self, timeout_s: float = 5.0) -> None:
+        """Until every reliable subscriber acknowledged what was published (as ros2 bag play
+        --wait-for-all-acked): a process that exits right after its last large frame takes
+        that frame's unsent fragments with it."""
+        for publisher in self.publishers.values():
+            publisher.wait_for_all_acked(RclpyDuration(seconds=timeout_s))
 
     def _play_once(self) -> None:
         start, first = 0, None

@@ -29,7 +29,6 @@ from edge_perception.core.statistics import ResponseTimes
 from edge_perception.monitor.timeline import Sample, TaskTimeline, write_log
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.message_adapter import (
-    StandardAdapter,
     message_adapter,
     ns_from_time,
 )
@@ -47,7 +46,8 @@ from edge_perception.tools.bags import (
 
 # After the last frame, wait this long for outputs still in flight before reporting.
 DRAIN_S = 3.0
-DEMO_BAG = Path('demo_output') / 'demo_drive'
+# '_typed': bags of earlier versions held marker-encoded ground truth.
+DEMO_BAG = Path('demo_output') / 'demo_drive_typed'
 RUN_LOG = Path('demo_output') / 'demo_run.jsonl'
 _TRUTH_KIND = {'traffic_light': 'light', 'traffic_sign': 'sign'}
 
@@ -56,7 +56,7 @@ Truth = dict[int, dict[str, list[Detection]]]  # stamp -> kind -> boxes
 
 def load_truth(bag: Path) -> Truth:
     """Ground truth of a synthetic bag, keyed by frame stamp (empty for other bags)."""
-    adapter = StandardAdapter()
+    adapter = message_adapter()
     truth: Truth = {}
     topics = {topic: kind for kind, topic in GROUND_TRUTH_TOPICS.items()}
     for message, decoded in read_bag(bag):

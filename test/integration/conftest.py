@@ -28,7 +28,7 @@ def ros_context() -> Iterator[Context]:
     try:
         yield context
     finally:
-        rclpy.shutdown(context=context)
+        rclpy.try_shutdown(context=context)  # a test may have shut it down (as SIGINT does)
 
 
 @pytest.fixture
@@ -51,11 +51,11 @@ def executor(ros_context: Context) -> Iterator[SingleThreadedExecutor]:
 
 
 def spin_until(executor: Executor, condition: Callable[[], bool],
-               timeout_s: float = 60.0) -> None:
+               timeout_s: float = 60.0, what: Callable[[], str] = lambda: '') -> None:
     """Spin until ``condition()`` holds; fail after ``timeout_s`` of wall time (never a
-    fixed sleep)."""
+    fixed sleep), saying ``what()`` was seen."""
     give_up = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > give_up:
-            pytest.fail(f'condition not met within {timeout_s} s')
+            pytest.fail(f'condition not met within {timeout_s} s {what()}'.strip())
         executor.spin_once(timeout_sec=0.05)

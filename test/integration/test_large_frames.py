@@ -23,16 +23,18 @@ FRAMES = 30
 def test_a_1280x720_replay_reaches_the_container_frame_for_frame(
         container: PerceptionContainer, tmp_path: Path) -> None:
     """The replay publishes as most camera drivers do (reliable, depth 10); with the
-    sensor-data subscription the container had, about 10 of 30 such frames arrived."""
+    sensor-data subscription the container had, about 10 of 30 such frames arrived; the
+    player exiting before its last frame was acknowledged lost that one."""
     bag = tmp_path / 'hd_drive'
     write_synthetic_bag(bag, frames=FRAMES, rate_hz=30.0, resolution=(1280, 720))
     lights = next(node for node in container.nodes if node.task.name == 'traffic_light')
     player = subprocess.Popen([sys.executable, '-m', 'edge_perception.cli', 'replay',
-                               str(bag), '--delay', '2'],
+                               str(bag), '--wait-for-subscriber', '30'],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         spin_until(container.executor, lambda: player.poll() is not None, timeout_s=60)
-        spin_until(container.executor, lambda: lights.frames_received >= FRAMES, timeout_s=5)
+        spin_until(container.executor, lambda: lights.frames_received >= FRAMES, timeout_s=20,
+                   what=lambda: f'{lights.frames_received} of {FRAMES} frames received')
     finally:
         player.kill()
         _, errors = player.communicate()

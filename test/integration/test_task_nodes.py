@@ -24,7 +24,7 @@ from edge_perception.core.config import load_config
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.ros.container import PerceptionContainer
 from edge_perception.ros.image_conversion import decode_image, encode_bgr8
-from edge_perception.ros.message_adapter import StandardAdapter
+from edge_perception.ros.message_adapter import message_adapter
 from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.detector_decoding import box_iou
 
@@ -44,7 +44,7 @@ class Camera:
         topics = topics or {'traffic_light': '/perception/traffic_lights',
                             'traffic_sign': '/perception/traffic_signs'}
         self.outputs: dict[str, list[Any]] = {kind: [] for kind in topics}
-        adapter = StandardAdapter()
+        adapter = message_adapter()
         for kind, topic in topics.items():
             self.node.create_subscription(adapter.detections_type(kind), topic,
                                           self.outputs[kind].append, 10)
@@ -133,7 +133,7 @@ def test_image_in_detections_out(ros_context: Context,
     frame = frame_with('stop')
     camera.publish(image_msg(frame, sec=41))
     camera.wait_for(1)
-    adapter = StandardAdapter()
+    adapter = message_adapter()
     for kind, output in camera.outputs.items():
         header, variant, found = adapter.read_detections(kind, output[0])
         assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (
@@ -161,7 +161,7 @@ def test_bad_frame_is_counted_and_the_next_good_one_processed(
                    and node.frames_published >= 1)
         assert node.bad_frames == {'unsupported_encoding': 1, 'data_too_short': 1}
         assert node.frames_published >= 1
-    header, _, _ = StandardAdapter().read_detections('traffic_light',
+    header, _, _ = message_adapter().read_detections('traffic_light',
                                                     camera.outputs['traffic_light'][0])
     assert header.stamp.sec == 3
 
@@ -177,7 +177,7 @@ def test_variant_parameter_switches_models_live(ros_context: Context,
     camera = Camera(ros_context, container.executor)
     camera.publish(image_msg(frame_with('green'), sec=5))
     camera.wait_for(1)
-    _, variant, _ = StandardAdapter().read_detections('traffic_light',
+    _, variant, _ = message_adapter().read_detections('traffic_light',
                                                      camera.outputs['traffic_light'][0])
     assert variant == 'half'
     assert light_node.get_parameter('variant').value == 'half'

@@ -40,8 +40,8 @@ def test_synthetic_bag_holds_frames_and_ground_truth(tmp_path: Path, storage: st
     assert write_synthetic_bag(bag, frames=6, rate_hz=30, cameras=2, storage=storage) == 24
     assert bag_topics(bag) == {
         CAMERA_TOPICS[0]: 'sensor_msgs/msg/Image', CAMERA_TOPICS[1]: 'sensor_msgs/msg/Image',
-        GROUND_TRUTH_TOPICS['light']: 'visualization_msgs/msg/MarkerArray',
-        GROUND_TRUTH_TOPICS['sign']: 'visualization_msgs/msg/MarkerArray'}
+        GROUND_TRUTH_TOPICS['light']: 'edge_perception_msgs/msg/TrafficLightArray',
+        GROUND_TRUTH_TOPICS['sign']: 'edge_perception_msgs/msg/TrafficSignArray'}
     stamps = [m.timestamp_ns for m, _ in read_bag(bag) if m.topic == CAMERA_TOPICS[0]]
     gaps = [b - a for a, b in pairwise(stamps)]
     assert len(gaps) == 5

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Writer
-from rosbags.typesys import Stores, get_typestore
 from std_msgs.msg import Header
 
 from edge_perception.cli import main
@@ -16,34 +15,38 @@ from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.monitor.timeline import TimelineError
 from edge_perception.ros.message_adapter import (
     DEADLINE_MISS_TOPIC,
-    StandardAdapter,
+    markers,
+    message_adapter,
     time_from_ns,
 )
 from edge_perception.tasks.detections import Detection
 from edge_perception.tools.bag_timelines import bag_timelines
+from edge_perception.tools.bags import typestore
 
 START = 1_800_000_000_000_000_000
 MS = 1_000_000
 
 
-def record(bag: Path, *, lights_topic: str, bad_marker: bool = False,
+def record(bag: Path, *, lights_topic: str, markers_instead: bool = False,
            with_miss: bool = True) -> None:
     """What `ros2 bag record` would have kept of a short run: 5 light outputs (the third
-    late), and one dropped job reported on the miss topic."""
-    adapter = StandardAdapter()
-    typestore = get_typestore(Stores.ROS2_KILTED)
+    late), and one dropped job reported on the miss topic. ``markers_instead``: the outputs
+    were rviz markers, not the typed lights."""
+    adapter = message_adapter()
+    types = typestore()
     with Writer(bag, version=9) as writer:
-        lights = writer.add_connection(lights_topic, 'visualization_msgs/msg/MarkerArray',
-                                       typestore=typestore)
-        misses = writer.add_connection(DEADLINE_MISS_TOPIC, 'diagnostic_msgs/msg/DiagnosticArray',
-                                       typestore=typestore)
+        lights = writer.add_connection(
+            lights_topic, 'visualization_msgs/msg/MarkerArray' if markers_instead
+            else 'edge_perception_msgs/msg/TrafficLightArray', typestore=types)
+        misses = writer.add_connection(DEADLINE_MISS_TOPIC,
+                                       'edge_perception_msgs/msg/DeadlineMiss', typestore=types)
         for i in range(5):
             stamp = START + i * 100 * MS
             response = (150 if i == 2 else 30) * MS
-            msg = adapter.detections('traffic_light', Header(stamp=time_from_ns(stamp)), 'full',
-                                     [Detection('red', 1, 0.9, 10, 10, 8, 20)])
-            if bad_marker and i == 4:
-                msg.markers[0].action = 0
+            header = Header(stamp=time_from_ns(stamp))
+            found = [Detection('red', 1, 0.9, 10, 10, 8, 20)]
+            msg = (markers('traffic_light', header, found) if markers_instead
+                   else adapter.detections('traffic_light', header, 'full', found))
             writer.write(lights, stamp + response, serialize_message(msg))
         dropped = DeadlineMissEvent(task='traffic_light', lane='gpu', variant='full', job_id=9,
                                     release_ns=START + 550 * MS, deadline_ns=100 * MS,
@@ -79,6 +82,6 @@ def test_a_bag_without_outputs_or_with_a_bad_one_is_named(repo_root: Path,
     with pytest.raises(TimelineError, match='has no output of the configured tasks'):
         bag_timelines(tmp_path / 'other', config)
     record(tmp_path / 'bad', lights_topic=config.task('traffic_light').output_topic,
-           bad_marker=True)
-    with pytest.raises(TimelineError, match='first marker must be DELETEALL'):
+           markers_instead=True)
+    with pytest.raises(TimelineError, match='is not a TrafficLightArray'):
         bag_timelines(tmp_path / 'bad', config)

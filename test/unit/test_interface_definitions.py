@@ -11,7 +11,8 @@ from rosidl_adapter.parser import parse_message_file
 from edge_perception.tasks.classes import LIGHT_STATES
 
 MESSAGES = ('TrafficLight', 'TrafficLightArray', 'TrafficSign', 'TrafficSignArray',
-            'DeadlineMiss')
+            'DeadlineMiss', 'Point2D', 'Pose2D', 'BoundingBox2D', 'ObjectHypothesis',
+            'ObjectHypothesisWithPose', 'Detection', 'DetectionArray')
 
 
 def parse(repo_root: Path, name: str):  # type: ignore[no-untyped-def]
@@ -52,3 +53,18 @@ def test_colcon_interface_package_generates_every_message(repo_root: Path) -> No
     listed = set(re.findall(r'"msg/(\w+)\.msg"', cmake))
     assert listed == set(MESSAGES) == {p.stem for p in (repo_root / 'msg').glob('*.msg')}
     assert (repo_root / 'edge_perception_msgs' / 'msg').resolve() == repo_root / 'msg'
+
+
+def test_generic_detections_are_laid_out_as_vision_msgs(repo_root: Path) -> None:
+    """Code reading DetectionArray ports to vision_msgs/Detection2DArray by renaming types."""
+    def fields(name: str) -> dict[str, str]:
+        return {f.name: str(f.type) for f in parse(repo_root, name).fields}
+
+    assert fields('DetectionArray') == {'header': 'std_msgs/Header', 'variant': 'string',
+                                        'detections': 'edge_perception_msgs/Detection[]'}
+    assert fields('Detection') == {
+        'header': 'std_msgs/Header', 'id': 'string', 'bbox': 'edge_perception_msgs/BoundingBox2D',
+        'results': 'edge_perception_msgs/ObjectHypothesisWithPose[]'}
+    assert fields('BoundingBox2D') == {'center': 'edge_perception_msgs/Pose2D',
+                                       'size_x': 'float64', 'size_y': 'float64'}
+    assert fields('ObjectHypothesis') == {'class_id': 'string', 'score': 'float64'}
