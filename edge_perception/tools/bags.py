@@ -76,8 +76,10 @@ def _truth_detections(frame: Frame, kind: str) -> list[Detection]:
 
 def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, cameras: int = 1,
                         storage: str = 'sqlite3', corrupt_every: int = 0,
-                        split: str = 'demo', resolution: tuple[int, int] | None = None) -> int:
-    """Write a synthetic drive: camera frames at ``rate_hz`` plus ground truth.
+                        split: str = 'demo', resolution: tuple[int, int] | None = None,
+                        ground_truth: bool = True) -> int:
+    """Write a synthetic drive: camera frames at ``rate_hz`` plus (``ground_truth``) the
+    objects in them, as a real drive's bag would not have.
 
     ``corrupt_every`` = k > 0 makes every k-th frame of the first camera malformed (cycling
     through bad encoding, truncated data and a step too small), for robustness tests.
@@ -100,7 +102,7 @@ def write_synthetic_bag(path: Path, *, frames: int, rate_hz: float = 30.0, camer
                              for topic in CAMERA_TOPICS[:cameras]]
         truth_connections = {kind: writer.add_connection(
             topic, _msgtype(adapter.detections_type(_KINDS[kind])), typestore=types)
-            for kind, topic in GROUND_TRUTH_TOPICS.items()}
+            for kind, topic in GROUND_TRUTH_TOPICS.items() if ground_truth}
         for index in tqdm(range(frames), desc=f'writing {path.name}'):
             stamp_ns = START_NS + round(index * 1e9 / rate_hz)
             for camera, connection in enumerate(image_connections):

@@ -76,7 +76,8 @@ class TaskResult:
     response_ns: list[int] = field(default_factory=list)
     output_stamps: list[int] = field(default_factory=list)  # frame stamp of each response
     counts: MatchCounts = field(default_factory=MatchCounts)
-    scored: int = 0
+    scored: int = 0  # outputs compared with ground truth
+    labels: Counter[str] = field(default_factory=Counter)  # detections per label, all outputs
 
     @property
     def received(self) -> int:
@@ -142,6 +143,7 @@ class DetectionCollector(Node):
         result = self.results[task.name]
         result.response_ns.append(received_ns - sent_ns)
         result.output_stamps.append(stamp)
+        result.labels.update(d.label for d in detections)
         truth = self.truth.get(stamp, {}).get(_TRUTH_KIND[kind])
         if truth is not None and task.input_topic == CAMERA_TOPICS[0]:
             result.scored += 1
@@ -248,11 +250,21 @@ def print_report(collector: DetectionCollector, out: TextIO) -> None:
         sent = collector.frames[task.input_topic]
         times = ResponseTimes.of(result.response_ns)
         misses = result.misses(frame_stamps(collector, task.input_topic))
+        scores = (f'{result.counts.precision:>9.3f} {result.counts.recall:>7.3f}'
+                  if result.scored else f'{"-":>9} {"-":>7}')
         print(f'{task.name:<14} {task.lane:<5} {task.deadline_ms:>7.0f}ms {sent:>7} '
               f'{result.received:>8} {misses:>7} {times.p50_ms:>8.1f} {times.p99_ms:>8.1f} '
-              f'{result.counts.precision:>9.3f} {result.counts.recall:>7.3f}', file=out)
+              f'{scores}', file=out)
     print('misses = outputs later than the deadline + outputs due (one per task period) '
           'that never came', file=out)
+    if not any(result.scored for result in collector.results.values()):
+        # A bag without ground truth (a real drive): what was found, not how well.
+        print('\n== detections by label (no ground truth in this bag: no precision/recall)',
+              file=out)
+        for result in collector.results.values():
+            found = ', '.join(f'{label} {count}' for label, count in
+                              result.labels.most_common()) or 'none'
+            print(f'{result.task.name:<14} {found}', file=out)
 
 
 def _print_scheduler(container: PerceptionContainer, out: TextIO) -> None:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from io import StringIO
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from edge_perception.tools.bags import (
     read_bag,
     write_synthetic_bag,
 )
-from edge_perception.tools.demo import drive
+from edge_perception.tools.demo import drive, print_report
 
 from .conftest import spin_until
 
@@ -110,6 +111,26 @@ def foreign_bag(path: Path) -> None:
                                            'std_msgs/msg/String')
             writer.write(chatter, 1_000 + index * 20_000_000, data)
             writer.write(widget, 2_000 + index * 20_000_000, data)
+
+
+def test_a_drive_without_ground_truth_reports_detections_by_label(
+        tmp_path: Path, ros_context: Context, container: PerceptionContainer) -> None:
+    """A real drive's bag has no ground truth: the report counts what each task found
+    instead of printing nan precision and recall."""
+    bag = tmp_path / 'real_drive'
+    write_synthetic_bag(bag, frames=20, rate_hz=10, ground_truth=False)
+    assert set(bag_topics(bag)) == {CAMERA_TOPICS[0]}
+    collector = drive(container.config, spin=container.spin_once, context=ros_context, bag=bag)
+    report = StringIO()
+    print_report(collector, report)
+    text = report.getvalue()
+    assert 'nan' not in text
+    assert 'no ground truth in this bag' in text
+    lights = collector.results['traffic_light']
+    assert lights.scored == 0
+    assert sum(lights.labels.values()) > 0  # the synthetic drive has lights in most frames
+    label, count = lights.labels.most_common(1)[0]
+    assert f'{label} {count}' in text
 
 
 def test_replay_plays_bags_written_by_other_tools(tmp_path: Path,
