@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +88,26 @@ def committed_config() -> dict[str, Any]:
 def write_config(raw: dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def launch(*args: str, containers: int = 1) -> tuple[subprocess.Popen[str], list[str]]:
+    """``edge-perception launch ARGS``, once every container says what it hosts."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'edge_perception.cli', 'launch', *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    lines: list[str] = []
+    ready = threading.Semaphore(0)
+
+    def read() -> None:
+        assert process.stdout is not None  # the containers of other lanes write here too
+        for line in process.stdout:
+            lines.append(line)
+            if 'hosting' in line:
+                ready.release()
+
+    threading.Thread(target=read, daemon=True).start()
+    for _ in range(containers):
+        # A readiness wait ('hosting' comes once the lanes run): on a cold cache a container
+        # compiles every variant first.
+        assert ready.acquire(timeout=600), ''.join(lines)
+    return process, lines

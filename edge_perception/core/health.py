@@ -50,11 +50,13 @@ class InputHealth:
 
 @dataclass(frozen=True)
 class NodeCounts:
-    """What a task's node counted: frames in and out, bad frames per reason."""
+    """What a task's node counted: frames in and out, bad frames per reason, and subscribers
+    of its output found expecting another message type (they receive nothing)."""
 
     frames_received: int = 0
     frames_published: int = 0
     bad_frames: Mapping[str, int] = field(default_factory=dict)
+    mismatched_subscribers: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class TaskHealth:
                        'frames_published': str(self.node.frames_published),
                        'bad_frames': str(self.bad_frames),
                        **{f'bad_frames_{reason}': str(count)
-                          for reason, count in sorted(self.node.bad_frames.items())}}
+                          for reason, count in sorted(self.node.bad_frames.items())},
+                       'mismatched_subscribers': str(self.node.mismatched_subscribers)}
         return values
 
     @classmethod
@@ -159,7 +162,7 @@ class TaskHealth:
                 v['input'], None if age == 'never' else _number(v, 'last_frame_age_s')),
             node=None if not {'frames_received', 'bad_frames'} & v.keys() else NodeCounts(
                 _count(v, 'frames_received'), _count(v, 'frames_published'),
-                _by_reason(v, 'bad_frames_')))
+                _by_reason(v, 'bad_frames_'), _count(v, 'mismatched_subscribers')))
 
 
 def _by_reason(values: Mapping[str, str], prefix: str) -> dict[str, int]:

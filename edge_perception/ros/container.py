@@ -48,6 +48,7 @@ from edge_perception.ros.message_adapter import (
     message_adapter,
     time_from_ns,
 )
+from edge_perception.ros.subscriber_types import SubscriberTypeCheck
 from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos
 from edge_perception.runtime.bring_up import bring_up
 
@@ -102,6 +103,9 @@ class PerceptionContainer:
         self.diagnostics = self.node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.misses = self.node.create_publisher(self.adapter.deadline_miss_type(),
                                                  DEADLINE_MISS_TOPIC, 50)
+        self.subscriber_types = SubscriberTypeCheck(self.node, {
+            DEADLINE_MISS_TOPIC: self.adapter.deadline_miss_type(),
+            **{n.task.output_topic: n.publisher.msg_type for n in self.nodes}})
         self.node.create_timer(1.0, self.publish_diagnostics)
         for line in self.scheduler.setup_log:
             self.log.info(line)
@@ -171,6 +175,7 @@ class PerceptionContainer:
             response_time_ns=outcome.response_ns, dropped=outcome.dropped is not None)))
 
     def publish_diagnostics(self) -> None:
+        self.subscriber_types.check()
         header = Header(stamp=time_from_ns(time.time_ns()))
         now = time.monotonic_ns()
         inputs = {node.task.name: node.watchdog.verdict(now) for node in self.nodes
@@ -190,8 +195,9 @@ class PerceptionContainer:
                 raise
 
     def _node_counts(self) -> dict[str, NodeCounts]:
+        mismatched = self.subscriber_types.mismatched
         return {task: NodeCounts(node.frames_received, node.frames_published,
-                                 dict(node.bad_frames))
+                                 dict(node.bad_frames), mismatched[node.task.output_topic])
                 for task, node in self._by_task.items()}
 
     def destroy(self) -> None:

@@ -1,7 +1,8 @@
 """The one place that turns detections and deadline misses into ROS messages.
 
-Typed messages of edge_perception_msgs (msg/): ``TrafficLightArray``, ``TrafficSignArray``
-and ``DeadlineMiss``, built by ``scripts/bootstrap`` into the venv from the PyPI wheels, or by
+Typed messages of edge_perception_msgs (msg/): ``TrafficLightArray``, ``TrafficSignArray``,
+the generic ``DetectionArray`` (laid out as vision_msgs/Detection2DArray) and ``DeadlineMiss``,
+built by ``scripts/bootstrap`` into the venv from the PyPI wheels, or by
 colcon on a ROS 2 install. ``visualization_msgs/MarkerArray`` is only what rviz draws (boxes
 coloured by class with text labels, on ``<output_topic>/markers`` when a node is asked to),
 never the data interface.
@@ -21,7 +22,7 @@ from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.tasks.classes import LIGHT_STATES
 from edge_perception.tasks.detections import Detection
 
-OUTPUT_KINDS = ('traffic_light', 'traffic_sign')
+OUTPUT_KINDS = ('traffic_light', 'traffic_sign', 'detection')
 DEADLINE_MISS_TOPIC = '/edge_perception/deadline_misses'
 # Marker colours (RGB) per label, so rviz shows lights in their own colour.
 _LABEL_COLOURS = {'red': (1.0, 0.0, 0.0), 'yellow': (1.0, 0.8, 0.0), 'green': (0.0, 1.0, 0.0)}
@@ -54,10 +55,9 @@ class MessageAdapter:
 
     def __init__(self, msgs: Any) -> None:
         self._msgs = msgs
-        self._array_types = {
-            'traffic_light': (msgs.TrafficLightArray, msgs.TrafficLight, 'lights'),
-            'traffic_sign': (msgs.TrafficSignArray, msgs.TrafficSign, 'signs'),
-        }
+        self._array_types = {'traffic_light': (msgs.TrafficLightArray, 'lights'),
+                             'traffic_sign': (msgs.TrafficSignArray, 'signs'),
+                             'detection': (msgs.DetectionArray, 'detections')}
 
     def detections_type(self, kind: str) -> Any:
         _check_kind(kind)
@@ -67,34 +67,39 @@ class MessageAdapter:
         self, kind: str, header: Header, variant: str, detections: Sequence[Detection]
     ) -> Any:
         _check_kind(kind)
-        array_type, item_type, field = self._array_types[kind]
-        items = []
-        for det in detections:
-            box = {'score': det.score, 'x': det.x, 'y': det.y,
-                   'width': det.width, 'height': det.height}
-            if kind == 'traffic_light':
-                items.append(item_type(state=det.class_id, **box))
-            else:
-                items.append(item_type(label=det.label, class_id=det.class_id, **box))
-        return array_type(header=header, variant=variant, **{field: items})
+        array_type, field = self._array_types[kind]
+        item = {'traffic_light': self._light, 'traffic_sign': self._sign,
+                'detection': self._generic}[kind]
+        return array_type(header=header, variant=variant,
+                          **{field: [item(det, header) for det in detections]})
+
+    def _light(self, det: Detection, _: Header) -> Any:
+        return self._msgs.TrafficLight(state=det.class_id, score=det.score, x=det.x, y=det.y,
+                                       width=det.width, height=det.height)
+
+    def _sign(self, det: Detection, _: Header) -> Any:
+        return self._msgs.TrafficSign(label=det.label, class_id=det.class_id, score=det.score,
+                                      x=det.x, y=det.y, width=det.width, height=det.height)
+
+    def _generic(self, det: Detection, header: Header) -> Any:
+        msgs = self._msgs
+        centre = msgs.Pose2D(position=msgs.Point2D(x=det.x + det.width / 2,
+                                                   y=det.y + det.height / 2))
+        hypothesis = msgs.ObjectHypothesis(class_id=det.label, score=det.score)
+        return msgs.Detection(
+            header=header, results=[msgs.ObjectHypothesisWithPose(hypothesis=hypothesis)],
+            bbox=msgs.BoundingBox2D(center=centre, size_x=det.width, size_y=det.height))
 
     def read_detections(self, kind: str, msg: Any) -> tuple[Header, str, list[Detection]]:
+        """The header, variant and detections of a message of ``kind``. A generic detection
+        carries class names, not indices: its ``class_id`` reads as -1."""
         _check_kind(kind)
-        array_type, _, field = self._array_types[kind]
+        array_type, field = self._array_types[kind]
         if not hasattr(msg, field):  # e.g. rviz markers recorded on an output topic
             raise ValueError(f'{type(msg).__name__} is not a {array_type.__name__}')
-        detections = [
-            Detection(
-                # A light's label is its state, the one thing its message carries.
-                label=(item.label if kind == 'traffic_sign'
-                       else LIGHT_STATES[item.state] if item.state < len(LIGHT_STATES)
-                       else f'state_{item.state}'),
-                class_id=int(item.class_id if kind == 'traffic_sign' else item.state),
-                score=item.score, x=item.x, y=item.y, width=item.width, height=item.height,
-            )
-            for item in getattr(msg, field)
-        ]
-        return msg.header, msg.variant, detections
+        read = {'traffic_light': _read_light, 'traffic_sign': _read_sign,
+                'detection': _read_generic}[kind]
+        return msg.header, msg.variant, [read(item) for item in getattr(msg, field)]
 
     def deadline_miss_type(self) -> Any:
         return self._msgs.DeadlineMiss
@@ -116,6 +121,27 @@ class MessageAdapter:
             task=msg.task, lane=msg.lane, variant=msg.variant, job_id=msg.job_id,
             release_ns=ns_from_time(msg.header.stamp), deadline_ns=ns_from_time(msg.deadline),
             response_time_ns=ns_from_time(msg.response_time), dropped=msg.dropped)
+
+
+def _read_light(item: Any) -> Detection:
+    # A light's label is its state, the one thing its message carries.
+    label = LIGHT_STATES[item.state] if item.state < len(LIGHT_STATES) else f'state_{item.state}'
+    return Detection(label=label, class_id=int(item.state), score=item.score, x=item.x,
+                     y=item.y, width=item.width, height=item.height)
+
+
+def _read_sign(item: Any) -> Detection:
+    return Detection(label=item.label, class_id=int(item.class_id), score=item.score, x=item.x,
+                     y=item.y, width=item.width, height=item.height)
+
+
+def _read_generic(item: Any) -> Detection:
+    best = max((result.hypothesis for result in item.results), key=lambda h: h.score,
+               default=None)
+    centre, width, height = item.bbox.center.position, item.bbox.size_x, item.bbox.size_y
+    return Detection(label='' if best is None else best.class_id, class_id=-1,
+                     score=0.0 if best is None else best.score, x=centre.x - width / 2,
+                     y=centre.y - height / 2, width=width, height=height)
 
 
 def message_adapter() -> MessageAdapter:

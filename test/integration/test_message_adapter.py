@@ -26,6 +26,11 @@ LIGHTS = [Detection(label='red', class_id=1, score=0.75, x=10.0, y=20.0, width=8
           Detection(label='green', class_id=3, score=0.5, x=60.0, y=22.0, width=8.0, height=24.0)]
 SIGNS = [Detection(label='speed_50', class_id=4, score=0.5, x=100.0, y=40.0, width=30.0,
                    height=30.0)]
+# A generic detector's classes are names only (class_id -1 after the round trip).
+OBJECTS = [Detection(label='cone', class_id=-1, score=0.875, x=4.5, y=8.0, width=20.0,
+                     height=30.0),
+           Detection(label='car', class_id=-1, score=0.25, x=100.0, y=50.0, width=64.0,
+                     height=48.0)]
 MISS = DeadlineMissEvent(task='traffic_sign', lane='cpu', variant='half', job_id=42,
                          release_ns=5_000_000_123, deadline_ns=200_000_000,
                          response_time_ns=250_500_000, dropped=False)
@@ -45,11 +50,25 @@ def test_the_types_are_ours_not_markers() -> None:
 
 
 @pytest.mark.parametrize(('kind', 'detections'), [('traffic_light', LIGHTS),
-                                                  ('traffic_sign', SIGNS)])
+                                                  ('traffic_sign', SIGNS),
+                                                  ('detection', OBJECTS)])
 def test_detections_round_trip(kind: str, detections: list[Detection]) -> None:
     adapter = message_adapter()
     msg = adapter.detections(kind, header(), 'half', detections)
     assert adapter.read_detections(kind, msg) == (header(), 'half', detections)
+
+
+def test_generic_detections_are_laid_out_as_vision_msgs() -> None:
+    """DetectionArray mirrors vision_msgs/Detection2DArray: a box by centre and size, a
+    hypothesis with the class name as class_id, the image header on each detection."""
+    msg = message_adapter().detections('detection', header(), 'full', OBJECTS)
+    cone = msg.detections[0]
+    assert type(msg).__name__ == 'DetectionArray'
+    assert (cone.bbox.center.position.x, cone.bbox.center.position.y) == (14.5, 23.0)
+    assert (cone.bbox.size_x, cone.bbox.size_y, cone.bbox.center.theta) == (20.0, 30.0, 0.0)
+    [result] = cone.results
+    assert (result.hypothesis.class_id, result.hypothesis.score) == ('cone', 0.875)
+    assert cone.header == header()
 
 
 def test_unknown_kind_is_refused() -> None:

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import committed_config, write_config
-
-
-def launch(*args: str, containers: int = 1) -> tuple[subprocess.Popen[str], list[str]]:
-    """``edge-perception launch ARGS``, once every container says what it hosts."""
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'edge_perception.cli', 'launch', *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
-    lines: list[str] = []
-    ready = threading.Semaphore(0)
-
-    def read() -> None:
-        assert process.stdout is not None  # the containers of other lanes write here too
-        for line in process.stdout:
-            lines.append(line)
-            if 'hosting' in line:
-                ready.release()
-
-    threading.Thread(target=read, daemon=True).start()
-    for _ in range(containers):
-        # A readiness wait ('hosting' comes once the lanes run): on a cold cache a container
-        # compiles every variant first.
-        assert ready.acquire(timeout=600), ''.join(lines)
-    return process, lines
+from ..conftest import committed_config, launch, write_config
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])

@@ -32,7 +32,7 @@ FULL = TaskHealth(
     isolations=0, refused_frames=0, miss_ratio=0.1, recent_miss_ratio=0.062,
     response_p50_ms=41.25, response_p99_ms=120.5, response_max_ms=151.0,
     wcet_estimate_ms=60.125, wcet_margin=1.2, rta_response_ms=98.75, schedulable=True,
-    input=InputHealth('warn', 2.5), node=NodeCounts(44, 38, {'encoding': 2}))
+    input=InputHealth('warn', 2.5), node=NodeCounts(44, 38, {'encoding': 2}, 1))
 
 
 def test_a_task_health_reads_back_as_written() -> None:
@@ -54,7 +54,7 @@ def test_the_key_value_format_is_pinned() -> None:
         'wcet_estimate_ms': '60.125', 'wcet_margin': '1.2', 'rta_response_ms': '98.750',
         'schedulable': 'true', 'input': 'warn', 'last_frame_age_s': '2.5',
         'frames_received': '44', 'frames_published': '38', 'bad_frames': '2',
-        'bad_frames_encoding': '2'}
+        'bad_frames_encoding': '2', 'mismatched_subscribers': '1'}
 
 
 def test_unknown_values_read_as_unknown_not_as_a_crash() -> None:
