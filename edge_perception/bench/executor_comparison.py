@@ -39,7 +39,6 @@ from edge_perception.ros.container import PerceptionContainer
 from edge_perception.runtime.bring_up import busy_frame, profile_stages
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm.store import ModelStore
-from edge_perception.tasks.pipelines import PIPELINES
 from edge_perception.tools.bags import write_synthetic_bag
 from edge_perception.tools.demo import DetectionCollector, drive, frame_stamps
 from edge_perception.tools.lane_processes import (
@@ -126,8 +125,8 @@ def build_workload(base: PerceptionConfig, out_dir: Path, *, load: float, sign_t
         # (the maxima of 5 runs varied the period from 22 to 42 ms between runs).
         models = TaskModels(base.task(task), store, lanes=cpu_placements(base))
         models.variant = 'full'
-        pipeline = PIPELINES[base.task(task).pipeline]()
-        runs = [profile_stages(pipeline, models, frame, runs=1) for _ in range(WORKLOAD_RUNS)]
+        runs = [profile_stages(models.pipeline, models, frame, runs=1)
+                for _ in range(WORKLOAD_RUNS)]
         return tuple(float(np.median(stage)) / 1e6 for stage in zip(*runs, strict=True))
 
     light, sign = stages_ms('traffic_light'), stages_ms('traffic_sign')

@@ -18,7 +18,9 @@ import yaml
 
 LANE_NAMES = ('cpu', 'gpu')
 # The kinds of task a config may name; tasks/pipelines.py implements each (a test pins both).
-PIPELINE_KINDS = ('traffic_light', 'traffic_sign')
+PIPELINE_KINDS = ('traffic_light', 'traffic_sign', 'yolo', 'centernet', 'classifier')
+# What runs a task's models: auto = TVM where this machine has tuning records, else onnxruntime.
+ENGINES = ('auto', 'tvm', 'onnxruntime')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms',
                        'wcet_margin', 'process_per_lane', 'inputs', 'input_watchdog'})
@@ -28,7 +30,7 @@ RELIABILITIES = ('reliable', 'best_effort')
 _LANE_KEYS = frozenset({'device', 'threads', 'cpus', 'rt_priority', 'nice', 'max_batch'})
 _TASK_KEYS = frozenset({
     'name', 'node', 'pipeline', 'period_ms', 'deadline_ms', 'lane', 'models', 'variants',
-    'variant', 'input_topic', 'output_topic', 'stages',
+    'variant', 'input_topic', 'output_topic', 'stages', 'engine',
 })
 MAX_STAGES = 8
 
@@ -98,6 +100,7 @@ class TaskConfig:
     input_topic: str
     output_topic: str
     stages: tuple[str, ...] = ()
+    engine: str = 'auto'
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -147,6 +150,10 @@ class PerceptionConfig:
                 return task
         known = ', '.join(t.name for t in self.tasks)
         raise ConfigError(f'{self.source}: no task named {name!r} (known: {known})')
+
+    def model_engines(self) -> dict[str, str]:
+        """The engine each model runs on (validated: one per model)."""
+        return {model: task.engine for task in self.tasks for model in task.models}
 
     def container_lanes(self) -> tuple[str | None, ...]:
         """The lane each container process hosts: (None,) = one process for every lane; with
@@ -337,6 +344,7 @@ def _task(reader: _Reader, index: int, raw: Any, lanes: Sequence[str]) -> TaskCo
         output_topic=reader.topic(get('output_topic'), f'{where}.output_topic'),
         stages=tuple(reader.choice(stage, f'{where}.stages[{i}]', lanes)
                      for i, stage in enumerate(stages)),
+        engine=reader.choice(entry.get('engine', 'auto'), f'{where}.engine', ENGINES),
     )
 
 
@@ -361,6 +369,14 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
         duplicates = sorted({value for value in seen if seen.count(value) > 1})
         if duplicates:
             raise reader.fail('tasks', f'use {key} {duplicates[0]!r} more than once')
+    engines: dict[str, TaskConfig] = {}
+    for task in tasks:  # a model is loaded once per process: on one engine
+        for model in task.models:
+            other = engines.setdefault(model, task)
+            if other.engine != task.engine:
+                raise reader.fail('tasks', f'{other.name} runs model {model!r} on engine '
+                                  f'{other.engine}, {task.name} on {task.engine}: a model '
+                                  'runs on one engine')
     config = PerceptionConfig(
         source=source, model_dir=model_dir, lanes=lanes, tasks=tasks,
         executor_cpus=reader.cpus(top.get('executor_cpus', []), 'executor_cpus'),

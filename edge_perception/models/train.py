@@ -201,7 +201,8 @@ def train_all(
             export_onnx(net, path, input_shape)
             manifest = manifest.with_variant(
                 model_name,
-                ModelEntry(input_shape=input_shape, classes=tuple(classes), variants={}),
+                ModelEntry(input_shape=input_shape, classes=tuple(classes), variants={},
+                           kind='centernet' if model_name == 'detector' else 'classifier'),
                 variant,
                 VariantEntry(
                     file=f'{model_name}/{variant}.onnx', sha256=file_sha256(path), width=width,

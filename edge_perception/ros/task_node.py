@@ -36,7 +36,7 @@ from edge_perception.ros.message_adapter import MessageAdapter, markers, ns_from
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
 from edge_perception.tasks.frames import Frame
-from edge_perception.tasks.pipelines import PIPELINES, TaskPipeline
+from edge_perception.tasks.pipelines import TaskPipeline
 
 
 def camera_qos(qos: InputQos) -> QoSProfile:
@@ -66,7 +66,7 @@ class PerceptionTaskNode(LeanNode):
         self.task = task
         self.frames = frames or SharedFrames()
         self.models = models
-        self.pipeline: TaskPipeline = PIPELINES[task.pipeline]()
+        self.pipeline: TaskPipeline = models.pipeline
         self.adapter = adapter
         self.frames_received = 0
         self.frames_published = 0

@@ -18,13 +18,14 @@ from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.core.scheduling import padded
 from edge_perception.core.thread_setup import configure_current_thread
+from edge_perception.runtime.engines import ModelEngines
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.task_models import Placement, TaskModels
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import cuda_available
 from edge_perception.synthetic.scenes import generate_frame
 from edge_perception.tasks.frames import BgrImage, Frame
-from edge_perception.tasks.pipelines import PIPELINES, Infer, TaskPipeline
+from edge_perception.tasks.pipelines import Infer, TaskPipeline
 
 PROFILE_RUNS = 3
 
@@ -49,6 +50,7 @@ class PerceptionRuntime:
 
     config: PerceptionConfig
     store: ModelStore
+    engines: ModelEngines
     lane_devices: dict[str, str]
     models: dict[str, TaskModels]
     failures: dict[str, str]
@@ -57,6 +59,29 @@ class PerceptionRuntime:
 
     def variants(self) -> dict[str, str]:
         return {task: models.variant for task, models in self.models.items()}
+
+    def task_engines(self) -> dict[str, str]:
+        """What runs each task's models at its current variant: tvm, onnxruntime or both."""
+        engines = {}
+        for name, models in self.models.items():
+            task = self.config.task(name)
+            device = self.lane_devices[task.lane]
+            kinds = {self.engines.chosen.get((model, models.variant, device), '?')
+                     for model in task.models}
+            engines[name] = '+'.join(sorted(kinds))
+        return engines
+
+    def untuned(self) -> dict[str, str]:
+        """Tasks whose current variant runs a model on onnxruntime for want of tuning
+        records (engine auto): the command that tunes it."""
+        untuned = {}
+        for name, models in self.models.items():
+            task = self.config.task(name)
+            for model in task.models:
+                key = (model, models.variant, self.lane_devices[task.lane])
+                if key in self.engines.untuned:
+                    untuned[name] = self.engines.untuned[key]
+        return untuned
 
 
 def bring_up(config: PerceptionConfig, *, log: Log, only_task: str | None = None,
@@ -79,6 +104,7 @@ def bring_up(config: PerceptionConfig, *, log: Log, only_task: str | None = None
                                  rt_priority=config.lanes[0].rt_priority,
                                  nice=config.lanes[0].nice, cpus=())
     store = ModelStore.of(config.model_dir)
+    engines = ModelEngines(store, config.model_engines(), log=log)
     devices = {lane.name: _device(lane.name, lane.device, log) for lane in config.lanes}
     placements = {lane.name: Placement(devices[lane.name], lane.threads)
                   for lane in config.lanes}
@@ -87,13 +113,13 @@ def bring_up(config: PerceptionConfig, *, log: Log, only_task: str | None = None
     for task in config.tasks:
         try:
             models[task.name] = TaskModels(
-                task, store, lanes=placements,
+                task, engines, lanes=placements,
                 batch_sizes=range(1, max_batch[task.lane] + 1))
         except ModelLoadError as err:  # reported on /diagnostics; the other tasks run
             failures[task.name] = str(err)
             log.error(f'task {task.name} disabled: {err}')
     runtime = PerceptionRuntime(
-        config, store, devices, models, failures,
+        config, store, engines, devices, models, failures,
         DeadlineScheduler(config, devices=devices, on_outcome=on_outcome), None)
     if profile:
         runtime.variant_table = profile_variants(runtime)
@@ -120,7 +146,7 @@ def profile_variants(runtime: PerceptionRuntime) -> dict[str, TaskVariants]:
     table = {}
     for name, models in runtime.models.items():
         task = runtime.config.task(name)
-        pipeline = PIPELINES[task.pipeline]()
+        pipeline = models.pipeline
         start_variant = models.variant
         options = []
         for variant in task.variants:

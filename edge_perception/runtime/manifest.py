@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edge_perception.tasks.model_spec import MODEL_KINDS, ModelSpec, Preprocess
+
 MANIFEST_NAME = 'manifest.json'
 FORMAT_VERSION = 1
 
@@ -40,11 +42,35 @@ class VariantEntry:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+# Manifests written before models declared their kind: ours, by name.
+_LEGACY_KINDS = {'detector': 'centernet', 'sign_classifier': 'classifier'}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     input_shape: tuple[int, ...]
     classes: tuple[str, ...]
     variants: dict[str, VariantEntry]
+    kind: str = 'centernet'
+    preprocess: Preprocess = field(default_factory=Preprocess)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.kind, self.input_shape, self.classes, self.preprocess)
+
+
+def _preprocess(raw: Any) -> Preprocess:
+    raw = dict(raw)
+    for key in ('mean', 'std'):
+        if key in raw:
+            raw[key] = tuple(float(v) for v in raw[key])
+    return Preprocess(**raw)
+
+
+def _kind(name: str, entry: Any) -> str:
+    kind = str(entry.get('kind', _LEGACY_KINDS.get(name, '')))
+    if kind not in MODEL_KINDS:
+        raise ValueError(f'model {name!r}: kind {kind!r} is not one of {list(MODEL_KINDS)}')
+    return kind
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,8 @@ class Manifest:
                         )
                         for vname, v in entry['variants'].items()
                     },
+                    kind=_kind(name, entry),
+                    preprocess=_preprocess(entry.get('preprocess', {})),
                 )
                 for name, entry in raw['models'].items()
             }
@@ -86,6 +114,11 @@ class Manifest:
         if (root / MANIFEST_NAME).exists():
             return cls.load(root)
         return cls(root=root, models={})
+
+    def spec(self, model: str) -> ModelSpec:
+        if model not in self.models:
+            raise ModelLoadError(f'{self.root / MANIFEST_NAME} has no model {model!r}')
+        return self.models[model].spec()
 
     def variant(self, model: str, variant: str) -> VariantEntry:
         entry = self.models.get(model)
@@ -129,8 +162,10 @@ class Manifest:
             'format': FORMAT_VERSION,
             'models': {
                 name: {
+                    'kind': entry.kind,
                     'input_shape': list(entry.input_shape),
                     'classes': list(entry.classes),
+                    'preprocess': _preprocess_json(entry.preprocess),
                     'variants': {
                         vname: {
                             'file': v.file, 'sha256': v.sha256, 'width': v.width,
@@ -145,3 +180,9 @@ class Manifest:
         }
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(raw, indent=2) + '\n', encoding='utf-8')
+
+
+def _preprocess_json(preprocess: Preprocess) -> dict[str, Any]:
+    return {'resize': preprocess.resize, 'channels': preprocess.channels,
+            'scale': preprocess.scale, 'mean': list(preprocess.mean),
+            'std': list(preprocess.std), 'pad_value': preprocess.pad_value}

@@ -15,13 +15,24 @@ from edge_perception.runtime.engine import InferenceEngine, median_latency_ns
 from edge_perception.runtime.manifest import ModelLoadError
 from edge_perception.runtime.model_split import Part
 from edge_perception.tasks.detections import Detection
-from edge_perception.tasks.pipelines import Array, DetectionStages, Inference
+from edge_perception.tasks.model_spec import ModelSpec
+from edge_perception.tasks.pipelines import (
+    Array,
+    DetectionStages,
+    Inference,
+    PipelineError,
+    TaskPipeline,
+    make_pipeline,
+)
 
 PROFILE_RUNS = 15
 
 
 class EngineSource(Protocol):
-    """What :class:`TaskModels` needs from a model store (tvm.store.ModelStore has it)."""
+    """What :class:`TaskModels` needs from a model store (tvm.store.ModelStore and
+    engines.ModelEngines have it)."""
+
+    def spec(self, model: str) -> ModelSpec: ...
 
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
                threads: int = 1, lane: str = 'main',
@@ -90,7 +101,8 @@ class ModelRequest:
 
 
 class TaskModels:
-    """Routes a task's (model, inputs) to its current variant, stage by stage.
+    """Routes a task's (model, inputs) to its current variant, stage by stage, and holds
+    the task's pipeline (made for its models as the manifest declares them).
 
     With one stage (the default) a model runs whole on the task's lane. With ``task.stages``
     naming several lanes, every model is split into that many sub-models at the cut points
@@ -104,6 +116,11 @@ class TaskModels:
     def __init__(self, task: TaskConfig, store: EngineSource, *,
                  lanes: Mapping[str, Placement], batch_sizes: Sequence[int] = (1,)) -> None:
         self.task = task
+        try:
+            self.pipeline: TaskPipeline = make_pipeline(
+                task.pipeline, task.models, {model: store.spec(model) for model in task.models})
+        except PipelineError as err:
+            raise ModelLoadError(f'task {task.name!r}: {err}') from None
         self._store = store
         self._lanes = lanes
         self._variant = task.variant

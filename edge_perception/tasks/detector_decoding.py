@@ -49,17 +49,20 @@ def decode_peaks(
     threshold: float,
     max_peaks: int = 20,
     overlap_iou: float = 0.5,
+    stride: float = STRIDE,
 ) -> list[Peak]:
-    """Local maxima of the given heatmap ``channels`` of one (C, 60, 80) output, best first.
+    """Local maxima of the given heatmap ``channels`` of one (C, h, w) output, best first.
 
-    Boxes are scaled back from the 320x240 network input to the original image size. Of two
+    Boxes are scaled back from the network input (``stride`` times the map, 320x240 for
+    ours) to the original image size. Of two
     peaks whose boxes overlap by more than ``overlap_iou`` (e.g. one light seen as both 'red'
     and 'off'), only the stronger is kept.
     """
     n_classes = output.shape[0] - 4
     log_w, log_h = output[n_classes], output[n_classes + 1]
     off_x, off_y = output[n_classes + 2], output[n_classes + 3]
-    sx, sy = image_width / INPUT_WIDTH, image_height / INPUT_HEIGHT
+    sx = image_width / (output.shape[2] * stride)
+    sy = image_height / (output.shape[1] * stride)
     # All channels in one pass, channels last: every NumPy or OpenCV call on a whole map lets
     # another thread take the GIL, and the lane then waits to get it back (a per-channel
     # loop made 20 such calls for the four light states, this makes 5).
@@ -71,10 +74,10 @@ def decode_peaks(
                    key=lambda p: (-heat[p[0], p[1], p[2]], p[2], p[0], p[1]))
     peaks: list[Peak] = []
     for iy, ix, pick in found:
-        width = float(np.exp(np.clip(log_w[iy, ix], -3.0, 6.0))) * STRIDE
-        height = float(np.exp(np.clip(log_h[iy, ix], -3.0, 6.0))) * STRIDE
-        cx = (ix + float(off_x[iy, ix])) * STRIDE
-        cy = (iy + float(off_y[iy, ix])) * STRIDE
+        width = float(np.exp(np.clip(log_w[iy, ix], -3.0, 6.0))) * stride
+        height = float(np.exp(np.clip(log_h[iy, ix], -3.0, 6.0))) * stride
+        cx = (ix + float(off_x[iy, ix])) * stride
+        cy = (iy + float(off_y[iy, ix])) * stride
         peaks.append(Peak(
             channel=channels[pick],
             score=float(heat[iy, ix, pick]),

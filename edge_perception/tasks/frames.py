@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_perception.tasks.detector_decoding import detector_input
+from edge_perception.tasks.model_spec import Preprocess
+from edge_perception.tasks.preprocessing import Geometry, prepare
 
 BgrImage = npt.NDArray[np.uint8]
 Array = npt.NDArray[np.float32]
@@ -25,6 +27,7 @@ class Frame:
         image.setflags(write=False)
         self.image = image
         self._detector_input: Array | None = None
+        self._inputs: dict[tuple[Preprocess, tuple[int, int]], tuple[Array, Geometry]] = {}
         self._lock = threading.Lock()  # stock multi-threaded executors share frames too
 
     @property
@@ -35,3 +38,15 @@ class Frame:
                 tensor.setflags(write=False)
                 self._detector_input = tensor
             return self._detector_input
+
+    def model_input(self, preprocess: Preprocess, input_hw: tuple[int, int]
+                    ) -> tuple[Array, Geometry]:
+        """The frame as a declared model input (see tasks.preprocessing), made once per
+        frame for every task whose model takes the same input."""
+        key = (preprocess, input_hw)
+        with self._lock:
+            if key not in self._inputs:
+                tensor, where = prepare(self.image, input_hw, preprocess)
+                tensor.setflags(write=False)
+                self._inputs[key] = (tensor, where)
+            return self._inputs[key]

@@ -17,7 +17,7 @@ from edge_perception.ros.message_adapter import (
     message_adapter,
     ns_from_time,
 )
-from edge_perception.tasks.pipelines import PIPELINES
+from edge_perception.tasks.pipelines import output_kind
 from edge_perception.tools.bags import read_bag
 
 
@@ -29,7 +29,7 @@ def bag_timelines(bag: Path, config: PerceptionConfig) -> list[TaskTimeline]:
         try:
             if message.topic in by_topic:
                 task = by_topic[message.topic]
-                header, _, _ = adapter.read_detections(PIPELINES[task.pipeline].output_kind,
+                header, _, _ = adapter.read_detections(output_kind(task.pipeline),
                                                        decoded)
                 stamp = ns_from_time(header.stamp)
                 timelines[task.name].samples.append(

@@ -34,7 +34,7 @@ from edge_perception.ros.message_adapter import (
 )
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.metrics import MatchCounts
-from edge_perception.tasks.pipelines import PIPELINES
+from edge_perception.tasks.pipelines import output_kind
 from edge_perception.tools.bags import (
     CAMERA_TOPICS,
     GROUND_TRUTH_TOPICS,
@@ -114,7 +114,7 @@ class DetectionCollector(Node):
         self._lock = threading.Lock()
         self.outputs = []
         for task in config.tasks:
-            kind = PIPELINES[task.pipeline].output_kind
+            kind = output_kind(task.pipeline)
             self.outputs.append(self.create_subscription(
                 self.adapter.detections_type(kind), task.output_topic,
                 lambda msg, info, task=task, kind=kind: self._on_output(task, kind, msg, info),

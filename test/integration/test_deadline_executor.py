@@ -24,7 +24,6 @@ from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm.store import ModelStore, default_cache_dir
 from edge_perception.synthetic.scenes import generate_frame
-from edge_perception.tasks.pipelines import PIPELINES
 
 from ..conftest import committed_config, write_config
 from .conftest import spin_until
@@ -62,8 +61,7 @@ def overload_config(repo_root: Path, tmp_path: Path) -> Overload:
     def stages_ms(task: str, variant: str) -> tuple[float, ...]:
         models = TaskModels(config.task(task), store, lanes=cpu_placements(config))
         models.variant = variant
-        pipeline = PIPELINES[config.task(task).pipeline]()
-        return tuple(ns / 1e6 for ns in profile_stages(pipeline, models, frame))
+        return tuple(ns / 1e6 for ns in profile_stages(models.pipeline, models, frame))
 
     light, sign = stages_ms('traffic_light', 'quarter'), stages_ms('traffic_sign', 'full')
     deadline = max(round(3 * (sum(light) + max(sign)), 1), MIN_DEADLINE_MS)

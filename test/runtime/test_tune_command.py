@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from edge_perception import cli
 from edge_perception.cli import tune as tune_command
-from edge_perception.runtime.manifest import Manifest, ModelEntry
+from edge_perception.runtime.manifest import Manifest
 from edge_perception.runtime.tvm.database import tuning_records
 from edge_perception.runtime.tvm.target import CompileTarget
 
@@ -94,7 +95,7 @@ def _zoo_of_one_variant(zoo: Path, model: str, variant: str) -> Path:
     """``zoo`` with only ``model``/``variant`` in its manifest (a quick --new-cpu run)."""
     manifest = Manifest.load(zoo)
     entry = manifest.models[model]
-    kept = ModelEntry(entry.input_shape, entry.classes, {variant: entry.variants[variant]})
+    kept = dataclasses.replace(entry, variants={variant: entry.variants[variant]})
     Manifest(zoo, {model: kept}).save()
     return zoo
 

@@ -48,6 +48,7 @@ from edge_perception.runtime.tvm.target import (
 from edge_perception.runtime.tvm.tir_passes import (
     AFTER_SCHEDULING,
 )
+from edge_perception.tasks.model_spec import ModelSpec
 
 # Tuning databases live beside the models: <model_dir>/tuning/<target tag>/<model>-...
 TUNING_DIR = 'tuning'
@@ -87,6 +88,9 @@ class ModelStore:
         self._static: dict[tuple[str, str, int], onnx.ModelProto] = {}
         self._lock = threading.Lock()
         self._warned: set[tuple[str, str | None]] = set()  # (target, source): once each
+
+    def spec(self, model: str) -> ModelSpec:
+        return self.manifest.spec(model)
 
     def tuning_database(self, model: str, variant: str, *, batch: int,
                         target: CompileTarget) -> Path:
