@@ -89,6 +89,7 @@ class TaskHealth:
     schedulable: bool | None = None  # None: not analysed yet
     input: InputHealth | None = None
     node: NodeCounts | None = None
+    engine: str = ''  # what runs its models: tvm, onnxruntime or both ('' = not told)
 
     @property
     def name(self) -> str:
@@ -121,6 +122,8 @@ class TaskHealth:
             'schedulable': ('unknown' if self.schedulable is None
                             else str(self.schedulable).lower()),
         }
+        if self.engine:
+            values['engine'] = self.engine
         if self.input is not None:
             age = self.input.last_frame_age_s
             values |= {'input': self.input.level,
@@ -162,7 +165,8 @@ class TaskHealth:
                 v['input'], None if age == 'never' else _number(v, 'last_frame_age_s')),
             node=None if not {'frames_received', 'bad_frames'} & v.keys() else NodeCounts(
                 _count(v, 'frames_received'), _count(v, 'frames_published'),
-                _by_reason(v, 'bad_frames_'), _count(v, 'mismatched_subscribers')))
+                _by_reason(v, 'bad_frames_'), _count(v, 'mismatched_subscribers')),
+            engine=v.get('engine', ''))
 
 
 def _by_reason(values: Mapping[str, str], prefix: str) -> dict[str, int]:
@@ -171,12 +175,13 @@ def _by_reason(values: Mapping[str, str], prefix: str) -> dict[str, int]:
 
 def task_level(*, failure: str | None = None, isolated: str | None = None,
                input_level: int = OK, input_message: str = '',
-               recent_miss_ratio: float = 0.0, schedulable: bool | None = None
-               ) -> tuple[int, str]:
+               recent_miss_ratio: float = 0.0, schedulable: bool | None = None,
+               untuned: str | None = None) -> tuple[int, str]:
     """A task's level and message, worst first: it could not start (``failure``), it is
     isolated (``isolated``: why), its camera is silent, it misses deadlines, its camera is
-    late, the analysis says it cannot meet them. A task without frames misses nothing, so
-    a silent camera outranks a clean miss ratio."""
+    late, the analysis says it cannot meet them, a model runs on onnxruntime for want of
+    tuning records (``untuned``: the command that tunes it). A task without frames misses
+    nothing, so a silent camera outranks a clean miss ratio."""
     ratio = f'missing deadlines ({recent_miss_ratio:.0%} recent)'
     for level, message, holds in (
             (ERROR, f'disabled: {failure}', failure is not None),
@@ -185,7 +190,8 @@ def task_level(*, failure: str | None = None, isolated: str | None = None,
             (ERROR, ratio, recent_miss_ratio >= ERROR_MISS_RATIO),
             (WARN, ratio, recent_miss_ratio >= WARN_MISS_RATIO),
             (WARN, input_message, input_level == WARN),
-            (WARN, 'not schedulable by analysis', schedulable is False)):
+            (WARN, 'not schedulable by analysis', schedulable is False),
+            (WARN, f'untuned: runs on onnxruntime until `{untuned}`', untuned is not None)):
         if holds:
             return level, message
     return OK, 'meeting deadlines'

@@ -210,24 +210,30 @@ class DeadlineScheduler:
                     failures: Mapping[str, str] | None = None,
                     inputs: Mapping[str, InputVerdict] | None = None,
                     nodes: Mapping[str, NodeCounts] | None = None,
+                    engines: Mapping[str, str] | None = None,
+                    untuned: Mapping[str, str] | None = None,
                     now_ns: int = 0) -> list[TaskHealth]:
         """Each task's health from its statistics and the response-time analysis, with
         what the container knows besides: the variant each runs (``variants``), why a task
         could not start (``failures``), whether its camera sends (``inputs``, whose
-        ``last_frame_ns`` are on the clock of ``now_ns``) and its node's counts."""
+        ``last_frame_ns`` are on the clock of ``now_ns``), its node's counts, the engine
+        of its models and, where one runs untuned on onnxruntime, the command that tunes it."""
         variants, failures = variants or {}, failures or {}
+        engines, untuned = engines or {}, untuned or {}
         inputs, nodes = inputs or {}, nodes or {}
         bounds = self.analysis()
         now = self.clock.now_ns()
         return [self._task_health(name, variant=variants.get(name, task.variant),
                                   failure=failures.get(name), camera=inputs.get(name),
                                   node=nodes.get(name), bound=bounds.get(name),
-                                  now=now, camera_now_ns=now_ns)
+                                  now=now, camera_now_ns=now_ns, engine=engines.get(name, ''),
+                                  untuned=untuned.get(name))
                 for name, task in self.tasks.items()]
 
     def _task_health(self, name: str, *, variant: str, failure: str | None,
                      camera: InputVerdict | None, node: NodeCounts | None,
-                     bound: ResponseBound | None, now: int, camera_now_ns: int) -> TaskHealth:
+                     bound: ResponseBound | None, now: int, camera_now_ns: int,
+                     engine: str = '', untuned: str | None = None) -> TaskHealth:
         task, stats, guard = self.tasks[name], self.stats[name], self.guards[name]
         times = stats.response_times()
         isolated = None if not guard.isolated(now) else (
@@ -238,7 +244,7 @@ class DeadlineScheduler:
             failure=failure, isolated=isolated,
             input_level=INPUT_LEVELS[camera.level] if camera else OK,
             input_message=camera.message if camera else '',
-            recent_miss_ratio=stats.recent_miss_ratio, schedulable=schedulable)
+            recent_miss_ratio=stats.recent_miss_ratio, schedulable=schedulable, untuned=untuned)
         return TaskHealth(
             task=name, level=level, message=message, lane=task.lane, variant=variant,
             period_ms=task.period_ms, deadline_ms=task.deadline_ms,
@@ -255,4 +261,4 @@ class DeadlineScheduler:
             input=None if camera is None else InputHealth(
                 camera.level, None if camera.last_frame_ns is None
                 else (camera_now_ns - camera.last_frame_ns) / 1e9),
-            node=node)
+            node=node, engine=engine)

@@ -181,7 +181,9 @@ class PerceptionContainer:
         inputs = {node.task.name: node.watchdog.verdict(now) for node in self.nodes
                   if node.watchdog is not None}
         tasks = self.scheduler.task_report(variants=self.variants(), failures=self.failures,
-                                           inputs=inputs, nodes=self._node_counts(), now_ns=now)
+                                           inputs=inputs, nodes=self._node_counts(),
+                                           engines=self.runtime.task_engines(),
+                                           untuned=self.runtime.untuned(), now_ns=now)
         self._publish(self.diagnostics, diagnostics_message(
             [*tasks, *self.scheduler.lane_report()], header=header))
 

@@ -32,7 +32,8 @@ FULL = TaskHealth(
     isolations=0, refused_frames=0, miss_ratio=0.1, recent_miss_ratio=0.062,
     response_p50_ms=41.25, response_p99_ms=120.5, response_max_ms=151.0,
     wcet_estimate_ms=60.125, wcet_margin=1.2, rta_response_ms=98.75, schedulable=True,
-    input=InputHealth('warn', 2.5), node=NodeCounts(44, 38, {'encoding': 2}, 1))
+    input=InputHealth('warn', 2.5), node=NodeCounts(44, 38, {'encoding': 2}, 1),
+    engine='onnxruntime')
 
 
 def test_a_task_health_reads_back_as_written() -> None:
@@ -52,7 +53,7 @@ def test_the_key_value_format_is_pinned() -> None:
         'recent_miss_ratio': '0.062', 'response_p50_ms': '41.250',
         'response_p99_ms': '120.500', 'response_max_ms': '151.000',
         'wcet_estimate_ms': '60.125', 'wcet_margin': '1.2', 'rta_response_ms': '98.750',
-        'schedulable': 'true', 'input': 'warn', 'last_frame_age_s': '2.5',
+        'schedulable': 'true', 'engine': 'onnxruntime', 'input': 'warn', 'last_frame_age_s': '2.5',
         'frames_received': '44', 'frames_published': '38', 'bad_frames': '2',
         'bad_frames_encoding': '2', 'mismatched_subscribers': '1'}
 
@@ -82,6 +83,9 @@ def test_statuses_of_other_components_are_not_ours() -> None:
 @pytest.mark.parametrize(('facts', 'expected'), [
     ({}, (OK, 'meeting deadlines')),
     ({'schedulable': False}, (WARN, 'not schedulable by analysis')),
+    ({'untuned': 'edge-perception tune --models m'},
+     (WARN, 'untuned: runs on onnxruntime until `edge-perception tune --models m`')),
+    ({'untuned': 'tune', 'schedulable': False}, (WARN, 'not schedulable by analysis')),
     ({'recent_miss_ratio': 0.05}, (WARN, 'missing deadlines (5% recent)')),
     ({'recent_miss_ratio': 0.2}, (ERROR, 'missing deadlines (20% recent)')),
     ({'input_level': WARN, 'input_message': 'late', 'schedulable': False}, (WARN, 'late')),
