@@ -17,6 +17,7 @@ from edge_perception.cli.run import (
     add_soak,
 )
 from edge_perception.cli.tune import add_tune
+from edge_perception.cli.user_models import add_add_model, add_detect
 from edge_perception.core.config import ConfigError
 from edge_perception.monitor.timeline import TimelineError
 from edge_perception.ros.message_adapter import MessagesNotBuiltError
@@ -36,6 +37,8 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     add_tune,
     add_synth_bag,
     add_replay,
+    add_add_model,
+    add_detect,
 )
 
 

@@ -310,3 +310,16 @@ PIPELINES: dict[str, type] = {
     'centernet': CenterNetPipeline,
     'classifier': ClassifierPipeline,
 }
+
+
+def run_pipeline(pipeline: TaskPipeline, infer: Infer, frame: Frame) -> list[Detection]:
+    """All of ``pipeline``'s stages on ``frame`` at once, each request run by ``infer``
+    (no lane, no scheduler: tools and evaluation)."""
+    stages = pipeline.stages(frame)
+    try:
+        request = next(stages)
+        while True:
+            request = stages.send(infer(request.model, request.inputs))
+    except StopIteration as done:
+        detections: list[Detection] = done.value
+        return detections
