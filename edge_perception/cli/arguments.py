@@ -76,3 +76,17 @@ def resolution(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+
+
+def duration(text: str) -> float:
+    """Seconds of a duration such as 30m, 1h, 1h30m, 90s or 45 (seconds)."""
+    import re
+
+    match = re.fullmatch(r'(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?', text.strip().lower())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a duration (e.g. 30m, 1h30m, 90s)')
+    hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f'{text!r}: a budget must be longer than 0 s')
+    return float(total)

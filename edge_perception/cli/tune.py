@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, positive_int
+from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, duration, positive_int
 from edge_perception.cli.models import model_store
 from edge_perception.runtime.manifest import ModelLoadError
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from edge_perception.runtime.tvm.target import CompileTarget
 
 MEASURE_EXTRA = ('psutil', 'cloudpickle')
+BUDGET_ROUND_TRIALS = 32
 TUNE_EXTRA = ('xgboost',)
 
 
@@ -30,10 +31,18 @@ def _tune(args: argparse.Namespace) -> int:
     from edge_perception.runtime.tvm.target import CompileTarget
 
     # A new CPU only times records and ranks them unless asked for trials too.
+    # A budget spends its time in rounds of --trials (default BUDGET_ROUND_TRIALS).
+    default_trials = (0 if args.new_cpu else 128 if args.budget is None
+                      else BUDGET_ROUND_TRIALS)
     args = argparse.Namespace(**{
-        **vars(args), 'trials': (0 if args.new_cpu else 128) if args.trials is None
-        else args.trials, 'rank': args.rank or (4 if args.new_cpu else None)})
-    needed = (*MEASURE_EXTRA, *(TUNE_EXTRA if args.trials else ()))
+        **vars(args), 'trials': default_trials if args.trials is None else args.trials,
+        'rank': args.rank or (4 if args.new_cpu else None)})
+    if args.budget is not None and (args.trials <= 0 or args.new_cpu):
+        print('edge-perception tune: --budget spends rounds of --trials N > 0 trials, and '
+              'not with --new-cpu', file=sys.stderr)
+        return 2
+    # A budget without xgboost searches with the random cost model (every trial still timed).
+    needed = (*MEASURE_EXTRA, *(TUNE_EXTRA if args.trials and args.budget is None else ()))
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         print(f'edge-perception tune: missing {", ".join(missing)}; install the tuning extra: '
@@ -56,7 +65,15 @@ def _tune(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     store = model_store(args.zoo)
+    unknown = sorted(set(args.models) - set(store.manifest.models))
+    if unknown:
+        print(f'edge-perception tune: no model {", ".join(unknown)} in {args.zoo} (it has '
+              f'{", ".join(sorted(store.manifest.models))}; add-model adds one)',
+              file=sys.stderr)
+        return 2
     target = CompileTarget(device=args.device, num_cores=args.threads)
+    if args.budget is not None:
+        return _tune_budget(args, store, target)
     # A new CPU: every committed model, each function started from another CPU's best
     # records timed here, then the records that run fastest in the whole model kept.
     models = list(store.manifest.models) if args.new_cpu else args.models
@@ -73,6 +90,43 @@ def _tune(args: argparse.Namespace) -> int:
             if not args.trials:
                 progress.update(1)
     print(f"TVM's own log: {native_log}")
+    return 0
+
+
+def _tune_budget(args: argparse.Namespace, store: ModelStore, target: CompileTarget) -> int:
+    """``--budget``: rounds of trials where the time to gain is largest, a bar with ETA."""
+    import importlib.util
+
+    from tqdm import tqdm
+
+    from edge_perception.runtime.tvm.tuning.budget import BudgetJob, tune_within
+
+    jobs = [(model, variant) for model in args.models for variant in args.variants
+            if variant in store.manifest.models[model].variants]
+    if not jobs:
+        print(f'edge-perception tune: {", ".join(args.models)} have no variant '
+              f'{", ".join(args.variants)}', file=sys.stderr)
+        return 2
+    cost_model = 'xgb' if importlib.util.find_spec('xgboost') else 'random'
+    if cost_model == 'random':
+        print('tune: xgboost is not installed: the search uses the random cost model (every '
+              'trial is still timed); requirements/tune.txt has the learned one', flush=True)
+    native_log = store.cache_dir / 'tune-logs' / f'{target.tag()}.log'
+    budget = int(args.budget)
+    with _native_stderr_to(native_log), tqdm(total=budget, unit='s',
+                                             desc=f'tuning for {target.tag()}') as progress:
+        def moved(job: BudgetJob, spent: float) -> None:
+            progress.update(min(int(spent), budget) - progress.n)
+            progress.set_postfix_str(f'{job.model}/{job.variant} {job.tvm_ns / 1e6:.3g} ms '
+                                     f'(onnxruntime {job.onnxruntime_ns / 1e6:.3g})')
+
+        timed = tune_within(store, jobs, target=target, budget_s=args.budget,
+                            round_trials=args.trials,
+                            cost_model=cost_model, on_round=moved)
+    for job in timed:
+        print(job.line())
+    print(f'records: {store.manifest.root / "tuning" / target.tag()} (rerun to resume); '
+          f"TVM's own log: {native_log}")
     return 0
 
 
@@ -161,8 +215,13 @@ def add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         'tune', help='MetaSchedule-tune models; databases go beside the models (commit them)')
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
-    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
-    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--models', nargs='+', default=list(MODELS),
+                        help='models of the manifest (default: ours); a model you added too')
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                        help='variants to tune, where a model has them (default: ours)')
+    parser.add_argument('--budget', type=duration, default=None, metavar='DURATION',
+                        help='tune for this long (e.g. 30m, 1h): rounds of trials go to the '
+                             'variant slowest against onnxruntime; rerun to resume')
     parser.add_argument('--batch', type=positive_int, nargs='+', default=[1],
                         help='batch sizes (cuda; CPU builds are batch 1)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')

@@ -62,7 +62,7 @@ def _image_input(path: Path, model: onnx.ModelProto) -> onnx.ValueInfoProto:
         names = ', '.join(i.name for i in inputs)
         raise AddModelError(f'{path}: the model has {len(inputs)} inputs ({names}); a task '
                             'model takes one image')
-    [image] = inputs
+    image: onnx.ValueInfoProto = inputs[0]
     tensor = image.type.tensor_type
     if tensor.elem_type != onnx.TensorProto.FLOAT:
         kind = onnx.TensorProto.DataType.Name(tensor.elem_type)
@@ -75,8 +75,8 @@ def _image_input(path: Path, model: onnx.ModelProto) -> onnx.ValueInfoProto:
 
 def _input_shape(path: Path, image: onnx.ValueInfoProto,
                  input_size: tuple[int, int] | None) -> tuple[int, int, int, int]:
-    dims = [d.dim_value if d.HasField('dim_value') else None
-            for d in image.type.tensor_type.shape.dim]
+    dims: list[int | None] = [int(d.dim_value) if d.HasField('dim_value') else None
+                              for d in image.type.tensor_type.shape.dim]
     if dims[1] not in (3, None):
         raise AddModelError(f'{path}: input {image.name!r} has {dims[1]} channels, not 3')
     if input_size is not None:
@@ -89,7 +89,7 @@ def _input_shape(path: Path, image: onnx.ValueInfoProto,
         raise AddModelError(f'{path}: input {image.name!r} has a dynamic size {shown}: give '
                             '--input-size WxH')
     else:
-        height, width = dims[2], dims[3]
+        height, width = int(dims[2] or 0), int(dims[3] or 0)
     if dims[0] not in (1, None):
         raise AddModelError(f'{path}: input batch is fixed at {dims[0]}; export it with batch '
                             '1 or a dynamic batch')
@@ -144,7 +144,7 @@ def check_model(path: Path, *, kind: str, classes: Sequence[str] | None,
     input_shape = _input_shape(path, image, input_size)
     names = tuple(classes) if classes else metadata_classes(model)
     if not names:
-        raise AddModelError(f'{path}: no class names in the model\'s metadata: give '
+        raise AddModelError(f"{path}: no class names in the model's metadata: give "
                             '--classes NAME [NAME ...]')
     try:
         static = with_static_input(model, input_shape)

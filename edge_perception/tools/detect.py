@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 import cv2
+import numpy as np
 
 from edge_perception.core.config import PerceptionConfig, TaskConfig
 from edge_perception.runtime.engines import ModelEngines
@@ -59,12 +60,13 @@ def detect(config: PerceptionConfig, task: TaskConfig, paths: Sequence[Path], *,
         annotated.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path in image_files(paths):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        read = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if read is None:
             failed += 1
             print(json.dumps({'image': str(path), 'error': 'not a readable image file'}),
                   file=errors, flush=True)
             continue
+        image = np.asarray(read, np.uint8)  # IMREAD_COLOR: 8-bit BGR
         detections = run_pipeline(models.pipeline, models, Frame(image))
         print(json.dumps({
             'image': str(path), 'task': task.name, 'variant': models.variant,

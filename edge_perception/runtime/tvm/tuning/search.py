@@ -35,9 +35,12 @@ _log = logging.getLogger(__name__)
 
 def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int, ...],
               target: CompileTarget, trials: int, on_trials: Callable[[int], None],
-              focus: int | None = None, functions: Sequence[str] = ()) -> int:
+              focus: int | None = None, functions: Sequence[str] = (),
+              cost_model: str = 'xgb') -> int:
     """MetaSchedule-tune the TIR functions; records accumulate in ``database`` (resumable).
 
+    ``cost_model``: 'xgb' (MetaSchedule's learned model; needs xgboost) or 'random' (every
+    candidate is still measured; the search is only less directed).
     ``focus``: only the ``focus`` functions that could lose the most time per inference (see
     :func:`task_headroom`; a later run spends its whole budget there, not evenly over every
     small task). ``functions``: only these, by name (where a profile, not the tuner's
@@ -90,7 +93,7 @@ def tune_onnx(model: onnx.ModelProto, database: Path, *, input_shape: tuple[int,
             space=cpu_design_space(target.num_cores) if target.device == 'cpu'
             else 'post-order-apply',
             measure_callbacks=[*ms.MeasureCallback.create('default'), Progress()],
-            runner=runner(target),
+            runner=runner(target), cost_model=cost_model,
         )
     return tuning_records(database)
 

@@ -14,12 +14,14 @@ from edge_perception.runtime.tvm.tuning.seeding import seed_database
 
 def tune_variant(store: ModelStore, model: str, variant: str, *, batch: int,
                  target: CompileTarget, trials: int, on_trials: Callable[[int], None],
-                 focus: int | None = None, functions: Sequence[str] = ()) -> int:
+                 focus: int | None = None, functions: Sequence[str] = (),
+                 cost_model: str = 'xgb') -> int:
     """Add ``trials`` MetaSchedule trials to the committed database; returns its records."""
     return tune_onnx(store.verified_onnx(model, variant),
                      store.tuning_database(model, variant, batch=batch, target=target),
                      input_shape=store.input_shape(model, batch), target=target,
-                     trials=trials, on_trials=on_trials, focus=focus, functions=functions)
+                     trials=trials, on_trials=on_trials, focus=focus, functions=functions,
+                     cost_model=cost_model)
 
 
 def seed_variant(store: ModelStore, model: str, variant: str, *, batch: int,
