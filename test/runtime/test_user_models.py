@@ -1,0 +1,161 @@
+"""A user's own ONNX model: add-model's checks, detect's output against onnxruntime and a
+reference decoding, and the engine auto picks before and after tuning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime
+import pytest
+import yaml
+
+from edge_perception.cli import main
+
+from ..conftest import committed_config
+from ..user_models import red_and_green_image, two_inputs, yolo_v8
+
+
+@pytest.fixture
+def zoo(repo_root: Path, tmp_path: Path) -> Path:
+    zoo = tmp_path / 'zoo'
+    shutil.copytree(repo_root / 'model_zoo', zoo)
+    return zoo
+
+
+def add(zoo: Path, path: Path, *options: str) -> int:
+    return main(['add-model', str(path), '--zoo', str(zoo), '--no-compile', *options])
+
+
+def cones_config(zoo: Path, tmp_path: Path) -> Path:
+    raw = committed_config()
+    raw['model_dir'] = str(zoo)
+    raw['tasks'].append({
+        'name': 'cones', 'node': 'cone_detector', 'pipeline': 'yolo', 'period_ms': 100.0,
+        'deadline_ms': 100.0, 'lane': 'cpu', 'models': ['cones'], 'variants': ['full'],
+        'variant': 'full', 'input_topic': '/camera/image_raw',
+        'output_topic': '/perception/cones'})
+    path = tmp_path / 'cones.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def reference_detections(model: Path, image: np.ndarray, size: int = 64,
+                         threshold: float = 0.25) -> list[tuple[str, float, list[float]]]:
+    """Letterbox, onnxruntime and greedy per-class NMS written out here, independently."""
+    height, width = image.shape[:2]
+    scale = min(size / width, size / height)
+    new_w, new_h = round(width * scale), round(height * scale)
+    pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = cv2.resize(image, (new_w, new_h))
+    tensor = canvas[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255
+    session = onnxruntime.InferenceSession(str(model), providers=['CPUExecutionProvider'])
+    [output] = session.run(None, {'images': tensor})
+    found: list[tuple[str, float, list[float]]] = []
+    names = ('red', 'green')
+    for row in sorted(output[0].T.tolist(), key=lambda r: -max(r[4:])):
+        cls = int(np.argmax(row[4:]))
+        if row[4 + cls] < threshold:
+            continue
+        x1, y1 = row[0] - row[2] / 2, row[1] - row[3] / 2
+        box = [(x1 - pad_x) / scale, (y1 - pad_y) / scale, row[2] / scale, row[3] / scale]
+        if all(label != names[cls] or iou(box, other) <= 0.45 for label, _, other in found):
+            found.append((names[cls], row[4 + cls], box))
+    return found
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+def detect_lines(config: Path, *images: Path, capsys: pytest.CaptureFixture[str]
+                 ) -> list[dict[str, Any]]:
+    main(['detect', '--config', str(config), '--task', 'cones', *map(str, images)])
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.parametrize(('make', 'options', 'message'), [
+    (lambda p: p.write_text('not a model') or p, [], 'is not a valid ONNX model'),
+    (lambda p: p, [], 'no such file'),
+    (two_inputs, [], 'the model has 2 inputs (a, b); a task model takes one image'),
+    (lambda p: yolo_v8(p, dynamic=True), [],
+     "has a dynamic size [1, 3, '?', '?']: give --input-size WxH"),
+    (yolo_v8, ['--classes', 'red', 'green', 'amber'],
+     'output shape [1, 6, 64] does not fit a YOLO output with 3 classes'),
+    (lambda p: yolo_v8(p, names=None), [], 'no class names in the model'),
+])
+def test_bad_models_are_refused_by_name_and_nothing_changes(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Any,
+        options: list[str], message: str) -> None:
+    manifest = (zoo / 'manifest.json').read_bytes()
+    path = tmp_path / 'user.onnx'
+    make(path)
+    assert add(zoo, path, '--name', 'cones', '--kind', 'yolo', *options) == 2
+    error = capsys.readouterr().err
+    assert str(path) in error
+    assert message.replace("'?'", '?') in error.replace("'?'", '?')
+    assert (zoo / 'manifest.json').read_bytes() == manifest
+    assert not (zoo / 'cones').exists()
+
+
+def test_an_output_that_does_not_fit_the_kind_is_refused(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = yolo_v8(tmp_path / 'y.onnx')
+    assert add(zoo, path, '--name', 'cones', '--kind', 'classifier') == 2
+    assert 'output shape [1, 6, 64] does not fit a classifier of 2 classes' in (
+        capsys.readouterr().err)
+
+
+def test_detect_prints_what_onnxruntime_and_a_reference_decoding_find(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = yolo_v8(tmp_path / 'y.onnx', dynamic=True)
+    assert add(zoo, model, '--name', 'cones', '--kind', 'yolo', '--input-size', '64x64') == 0
+    out = capsys.readouterr().out
+    assert 'added cones/full: yolo, input 1x3x64x64, 2 classes (red, green)' in out
+    assert 'pipeline: yolo' in out  # the config snippet
+    manifest = json.loads((zoo / 'manifest.json').read_text())['models']['cones']
+    assert (manifest['kind'], manifest['preprocess']['resize']) == ('yolo', 'letterbox')
+    image = red_and_green_image()
+    cv2.imwrite(str(tmp_path / 'frame.png'), image)
+    (tmp_path / 'broken.png').write_text('not an image')
+    [line] = detect_lines(cones_config(zoo, tmp_path), tmp_path / 'frame.png',
+                          tmp_path / 'broken.png', capsys=capsys)
+    assert (line['task'], line['engine']) == ('cones', 'onnxruntime')  # untuned here
+    expected = reference_detections(model, image)
+    assert len(expected) >= 2
+    assert {e[0] for e in expected} == {'red', 'green'}
+    got = sorted((d['label'], d['score'], d['box']) for d in line['detections'])
+    assert len(got) == len(expected)
+    for (label, score, box), (want_label, want_score, want_box) in zip(
+            got, sorted(expected), strict=True):
+        assert label == want_label
+        assert score == pytest.approx(want_score, abs=1e-3)
+        assert box == pytest.approx(want_box, abs=0.1)
+
+
+def test_auto_runs_onnxruntime_until_tuned_then_tvm(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert add(zoo, yolo_v8(tmp_path / 'y.onnx'), '--name', 'cones', '--kind', 'yolo') == 0
+    cv2.imwrite(str(tmp_path / 'frame.png'), red_and_green_image())
+    config = cones_config(zoo, tmp_path)
+    capsys.readouterr()
+    [before] = detect_lines(config, tmp_path / 'frame.png', capsys=capsys)
+    assert before['engine'] == 'onnxruntime'
+    assert main(['tune', '--zoo', str(zoo), '--models', 'cones', '--variants', 'full',
+                 '--budget', '1s', '--trials', '4']) == 0
+    tuned = capsys.readouterr().out
+    assert 'cones/full: TVM' in tuned
+    assert 'after 4 trials' in tuned
+    [after] = detect_lines(config, tmp_path / 'frame.png', capsys=capsys)
+    assert after['engine'] == 'tvm'
+    assert [d['label'] for d in after['detections']] == [
+        d['label'] for d in before['detections']]
+    for tvm, ort in zip(after['detections'], before['detections'], strict=True):
+        assert tvm['score'] == pytest.approx(ort['score'], abs=1e-3)
