@@ -92,6 +92,7 @@ class TaskRow:
     rta_ms: float | None  # ours: the analysis's response-time bound (inf: unbounded)
     variant: str  # at the end of the run
     recall: float  # of the outputs delivered, against the drive's ground truth
+    engine: str  # what ran its models, as /diagnostics said ('-': not reported)
     executor_misses: tuple[int, int, int] | None  # ours: (late, dropped, skipped) jobs
     response_ms: tuple[float, ...]
 
@@ -251,6 +252,7 @@ def task_rows(name: str, collector: DetectionCollector,
             executor_misses=None if report is None else executor_misses(report),
             variant=result.task.variant if report is None else report.variant,
             recall=result.counts.recall,
+            engine='-' if report is None or not report.engine else report.engine,
             response_ms=tuple(r / 1e6 for r in result.response_ns)))
     return rows
 
@@ -285,14 +287,14 @@ def format_report(workload: Workload, rows: Sequence[TaskRow]) -> str:
              + ', '.join(f'{lane} {u:.2f}' for lane, u in sorted(workload.utilisation.items())),
              f'{"executor":<24} {"task":<16} {"lane":<4} {"deadline":>9} {"miss ratio":>10} '
              f'{"p50 ms":>8} {"p99 ms":>8} {"RTA ms":>9} {"late/drop/skip":>15} '
-             f'{"variant":>8} {"recall":>6}']
+             f'{"variant":>8} {"recall":>6} {"engine":>11}']
     for r in rows:
         rta = '-' if r.schedulable is None else (
             f'{"ok" if r.schedulable else "no"} {r.rta_ms:>6.1f}')
         inside = '-' if r.executor_misses is None else '/'.join(map(str, r.executor_misses))
         lines.append(f'{r.executor:<24} {r.task:<16} {r.lane:<4} {r.deadline_ms:>7.1f}ms '
                      f'{r.miss_ratio:>10.3f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {rta:>9} '
-                     f'{inside:>15} {r.variant:>8} {r.recall:>6.3f}')
+                     f'{inside:>15} {r.variant:>8} {r.recall:>6.3f} {r.engine:>11}')
     ours = overall_miss_ratio(rows, OURS)
     best_name = min((n for n in EXECUTORS if EXECUTORS[n] is not None),
                     key=lambda n: overall_miss_ratio(rows, n))

@@ -53,6 +53,7 @@ class TaskRow:
     late: int = 0
     skipped: int = 0  # frames not released: inside the task's period, or refused (isolated)
     rta_ms: float = math.nan  # response-time bound by analysis
+    engine: str = ''  # what ran its models: tvm, onnxruntime or both
 
     @classmethod
     def of(cls, health: TaskHealth) -> TaskRow:
@@ -65,7 +66,7 @@ class TaskRow:
                    schedulable=('unknown' if h.schedulable is None
                                 else str(h.schedulable).lower()),
                    late=h.late, skipped=h.skipped_frames + h.refused_frames,
-                   rta_ms=h.rta_response_ms)
+                   rta_ms=h.rta_response_ms, engine=h.engine)
 
 
 @dataclass(frozen=True)

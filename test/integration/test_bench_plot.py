@@ -29,6 +29,7 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
                     rta_ms=45.0 if index == 0 else None,
                     executor_misses=(0, 7, 1) if index == 0 else None,
                     variant='half' if index == 1 else 'full', recall=0.9 - index / 10,
+                    engine='tvm' if index == 0 else '-',
                     response_ms=tuple(10.0 + 5 * i + 30 * index for i in range(10)))
             for index, name in enumerate(EXECUTORS) for task in ('traffic_light', 'sign_0')]
     workload = Workload(load_config(repo_root / 'config' / 'f1tenth.yaml'), 12.5,
@@ -40,9 +41,9 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     report = format_report(workload, rows).splitlines()
     ours = [line for line in report if line.startswith('deadline (ours)')]
     # RTA verdict and bound; late/dropped/skipped inside
-    assert ours[0].split()[-5:] == ['ok', '45.0', '0/7/1', 'full', '0.900']
+    assert ours[0].split()[-6:] == ['ok', '45.0', '0/7/1', 'full', '0.900', 'tvm']
     adaptive = [line for line in report if line.startswith('deadline+variants (ours)')]
-    assert adaptive[0].split()[-2:] == ['half', '0.800']
+    assert adaptive[0].split()[-3:] == ['half', '0.800', '-']
     assert 'overall miss ratio deadline+variants (ours) 0.100, mean recall 0.800' in report
     assert ('tasks the analysis admits (deadline (ours)): traffic_light, sign_0; their misses: '
             '14 inside the executor (late + dropped), 0 end to end, of 20 frames (target 0)'
