@@ -117,6 +117,9 @@ def _tune_budget(args: argparse.Namespace, store: ModelStore, target: CompileTar
                                              desc=f'tuning for {target.tag()}') as progress:
         def moved(job: BudgetJob, spent: float) -> None:
             progress.update(min(int(spent), budget) - progress.n)
+            tqdm.write(f'{spent / 60:5.1f} min: {job.model}/{job.variant} TVM '
+                       f'{job.tvm_ns / 1e6:.3g} ms after {job.trials} trials, onnxruntime '
+                       f'{job.onnxruntime_ns / 1e6:.3g} ms', file=sys.stdout)
             progress.set_postfix_str(f'{job.model}/{job.variant} {job.tvm_ns / 1e6:.3g} ms '
                                      f'(onnxruntime {job.onnxruntime_ns / 1e6:.3g})')
 

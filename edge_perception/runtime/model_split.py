@@ -11,7 +11,10 @@ fuses that operator into the one before it, and a cut there would cost the fusio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import onnx
 import onnx.shape_inference
 import onnx.utils
@@ -84,3 +87,96 @@ def sub_model(model: onnx.ModelProto, start: str, end: str) -> onnx.ModelProto:
     part = onnx.utils.Extractor(model).extract_model([start], [end])
     onnx.checker.check_model(part)
     return part
+
+
+# What fold_constants evaluates at import: shape arithmetic, never a large tensor.
+_FOLDABLE = frozenset({
+    'Shape', 'Gather', 'Concat', 'Unsqueeze', 'Squeeze', 'Slice', 'Cast', 'Add', 'Sub', 'Mul',
+    'Div', 'Range', 'Reshape', 'ConstantOfShape', 'Equal', 'Where', 'Expand', 'Identity',
+    'ReduceProd', 'Floor', 'Ceil', 'Sqrt', 'Neg', 'Abs', 'Transpose', 'Flatten', 'Tile'})
+_FOLD_MAX_ELEMENTS = 1 << 16
+
+
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A shape-inferred ``model`` with its exporter's shape arithmetic evaluated: each
+    ``Shape`` of a tensor whose shape is static, and each small op whose inputs are all
+    constants, becomes an initializer. Unsimplified exports (e.g. Ultralytics' YOLOv8 with
+    simplify=False) compute reshape targets from Shape nodes, which TVM's importer refuses
+    ("emit_te now only supports Tensor that has ShapeExpr shape"); onnx-simplifier does the
+    same before import."""
+    graph = model.graph
+    shapes = {info.name: [d.dim_value if d.HasField('dim_value') else 0
+                          for d in info.type.tensor_type.shape.dim]
+              for info in [*graph.input, *graph.value_info, *graph.output]}
+    known = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    kept: list[onnx.NodeProto] = []
+    folded = False
+    for node in graph.node:
+        if node.op_type == 'Constant':
+            value = _constant_value(node)
+            if value is not None:
+                known[node.output[0]] = value
+            kept.append(node)
+            continue
+        value = (_static_shape(node, shapes) if node.op_type == 'Shape'
+                 else _folded(node, known))
+        if value is None:
+            kept.append(node)
+        else:
+            known[node.output[0]] = value
+            folded = True
+    if not folded:
+        return model
+    used = {name for node in kept for name in node.input} | {o.name for o in graph.output}
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    del result.graph.node[:]
+    result.graph.node.extend(n for n in kept if n.op_type != 'Constant' or n.output[0] in used)
+    produced = {init.name for init in graph.initializer}
+    produced |= {out for node in kept for out in node.output}
+    result.graph.initializer.extend(onnx.numpy_helper.from_array(value, name)
+                                    for name, value in known.items()
+                                    if name in used and name not in produced)
+    return result
+
+
+def _constant_value(node: onnx.NodeProto) -> npt.NDArray[Any] | None:
+    for attribute in node.attribute:
+        if attribute.name == 'value':
+            return np.asarray(onnx.numpy_helper.to_array(attribute.t))
+    return None
+
+
+def _static_shape(node: onnx.NodeProto, shapes: dict[str, list[int]]
+                  ) -> npt.NDArray[np.int64] | None:
+    shape = shapes.get(node.input[0])
+    if not shape or not all(shape):
+        return None
+    attributes = {a.name: a.i for a in node.attribute}
+    return np.array(shape[attributes.get('start', 0):attributes.get('end', len(shape))],
+                    np.int64)
+
+
+def _folded(node: onnx.NodeProto, known: dict[str, npt.NDArray[Any]]
+            ) -> npt.NDArray[Any] | None:
+    """``node`` evaluated by onnx's reference evaluator, when it is small shape arithmetic on
+    constants; None otherwise (TVM then imports it as it is)."""
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = [name for name in node.input if name]
+    if (node.op_type not in _FOLDABLE or node.domain not in ('', 'ai.onnx')
+            or len(node.output) != 1 or not all(name in known for name in inputs)):
+        return None
+    graph = onnx.helper.make_graph(
+        [node], 'fold',
+        [onnx.helper.make_tensor_value_info(
+            name, onnx.helper.np_dtype_to_tensor_dtype(known[name].dtype), known[name].shape)
+         for name in inputs],
+        [onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.UNDEFINED, None)])
+    try:
+        outputs: list[Any] = list(ReferenceEvaluator(graph).run(None, {n: known[n]
+                                                                       for n in inputs}))
+        value = np.asarray(outputs[0])
+    except Exception:  # an op or attribute the reference evaluator lacks: left to TVM
+        return None
+    return value if value.size <= _FOLD_MAX_ELEMENTS else None

@@ -16,6 +16,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
 from edge_perception.runtime.manifest import ModelLoadError, file_sha256
+from edge_perception.runtime.model_split import fold_constants, with_static_input
 from edge_perception.runtime.tvm.database import (
     builds_prologue,
     builds_serial,
@@ -65,7 +66,7 @@ def lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: An
     Tuning and building both start from this module, so the tuned workloads match exactly
     (a sub-model's workloads are the whole model's: one database serves both).
     """
-    model = _with_identifier_input(model)
+    model = _with_identifier_input(_folded_at(model, input_shape))
     input_name = model.graph.input[0].name
     with warnings.catch_warnings():
         # ONNX tensor names like '/stem/Relu_output_0' are renamed for Relax: harmless.
@@ -92,6 +93,17 @@ def lowered(model: onnx.ModelProto, input_shape: tuple[int, ...], tvm_target: An
     with tvm_target:
         return tvm.transform.Sequential(passes)(mod)
 
+
+
+def _folded_at(model: onnx.ModelProto, input_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """``model`` with its shape arithmetic folded at ``input_shape`` (see
+    :func:`fold_constants`); as it is where shapes cannot be inferred statically."""
+    try:
+        static = with_static_input(model, input_shape)
+    except (ModelLoadError, onnx.shape_inference.InferenceError):
+        return model
+    folded = fold_constants(static)
+    return model if folded is static else folded  # nothing to fold: imported as before
 
 
 def _with_identifier_input(model: onnx.ModelProto) -> onnx.ModelProto:
