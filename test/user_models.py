@@ -13,10 +13,11 @@ CELL = 8  # the YOLO head predicts one box per 8x8 cell
 
 
 def yolo_v8(path: Path, *, size: int = 64, dynamic: bool = False,
-            names: tuple[str, ...] | None = ('red', 'green')) -> Path:
+            names: tuple[str, ...] | None = ('red', 'green'), shape_ops: bool = False) -> Path:
     """A YOLOv8-format detector, output [1, 6, (size/8)^2]: per 8x8 cell a box of the cell,
     class 'red' scoring sigmoid(10 (R - G) - 2) and 'green' sigmoid(10 (G - R) - 2) of the
-    cell's mean colour (input RGB in [0, 1]). Ultralytics-style ``names`` metadata."""
+    cell's mean colour (input RGB in [0, 1]). Ultralytics-style ``names`` metadata.
+    ``shape_ops``: the reshape target is computed from Shape, as unsimplified exports do."""
     cells = size // CELL
     centres = (np.arange(cells, dtype=np.float32) + 0.5) * CELL
     cy, cx = np.meshgrid(centres, centres, indexing='ij')
@@ -32,13 +33,24 @@ def yolo_v8(path: Path, *, size: int = 64, dynamic: bool = False,
          helper.make_node('Conv', ['cells', 'w', 'b'], ['logits']),
          helper.make_node('Sigmoid', ['logits'], ['scores']),
          helper.make_node('Reshape', ['scores', 'flat'], ['class_rows']),
-         helper.make_node('Concat', ['boxes', 'class_rows'], ['output0'], axis=1)],
+         # As Ultralytics' head does (x.split by a size computed from x.shape): a Slice
+         # whose end is shape arithmetic; it slices nothing off here.
+         *([helper.make_node('Shape', ['class_rows'], ['rows_shape']),
+            helper.make_node('Gather', ['rows_shape', 'one'], ['classes'], axis=0),
+            helper.make_node('Add', ['classes', 'zero'], ['classes_plus']),
+            helper.make_node('Div', ['classes_plus', 'one'], ['classes_div']),
+            helper.make_node('Mul', ['classes_div', 'one'], ['end']),
+            helper.make_node('Slice', ['class_rows', 'zero', 'end', 'one'], ['sliced'])]
+           if shape_ops else [helper.make_node('Identity', ['class_rows'], ['sliced'])]),
+         helper.make_node('Concat', ['boxes', 'sliced'], ['output0'], axis=1)],
         'yolo_test',
         [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, side, side])],
         [helper.make_tensor_value_info('output0', TensorProto.FLOAT, [1, 6, None])],
         [numpy_helper.from_array(weights, 'w'),
          numpy_helper.from_array(np.array([-2, -2], np.float32), 'b'),
          numpy_helper.from_array(np.array([1, 2, -1], np.int64), 'flat'),
+         numpy_helper.from_array(np.array([0], np.int64), 'zero'),
+         numpy_helper.from_array(np.array([1], np.int64), 'one'),
          numpy_helper.from_array(boxes, 'boxes')])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
     model.ir_version = 8

@@ -10,6 +10,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 import yaml
@@ -159,3 +160,25 @@ def test_auto_runs_onnxruntime_until_tuned_then_tvm(
         d['label'] for d in before['detections']]
     for tvm, ort in zip(after['detections'], before['detections'], strict=True):
         assert tvm['score'] == pytest.approx(ort['score'], abs=1e-3)
+
+
+def test_shape_arithmetic_of_unsimplified_exports_compiles_with_tvm(tmp_path: Path) -> None:
+    """Reshape targets computed from Shape (Ultralytics with simplify=False) failed TVM's
+    import; folded, the build matches onnxruntime."""
+    from edge_perception.runtime.model_split import fold_constants, with_static_input
+    from edge_perception.runtime.tvm.engine import TvmEngine
+    from edge_perception.runtime.tvm.lowering import compile_onnx
+    from edge_perception.runtime.tvm.target import CompileTarget
+
+    path = yolo_v8(tmp_path / 'shapes.onnx', shape_ops=True)
+    model = onnx.load(str(path))
+    folded = fold_constants(with_static_input(model, (1, 3, 64, 64)))
+    assert 'Shape' not in {node.op_type for node in folded.graph.node}
+    library = tmp_path / 'shapes.so'
+    compile_onnx(model, library, input_shape=(1, 3, 64, 64), target=CompileTarget('cpu'),
+                 databases=[])
+    engine = TvmEngine(library, device='cpu', input_shape=(1, 3, 64, 64))
+    image = np.random.default_rng(1).random((1, 3, 64, 64), dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    [expected] = session.run(None, {'images': image})
+    np.testing.assert_allclose(engine.run(image), expected, rtol=1e-5, atol=1e-6)
