@@ -60,6 +60,26 @@ def yolo_v8(path: Path, *, size: int = 64, dynamic: bool = False,
     return path
 
 
+def colour_classifier(path: Path, *, size: int = 16) -> Path:
+    """A classifier of the mean colour, output [1, 2] logits: 'reddish' 10 (R - G),
+    'greenish' 10 (G - R) (input RGB in [0, 1])."""
+    weights = np.zeros((2, 3, 1, 1), np.float32)
+    weights[0, :, 0, 0] = [10, -10, 0]
+    weights[1, :, 0, 0] = [-10, 10, 0]
+    graph = helper.make_graph(
+        [helper.make_node('GlobalAveragePool', ['image'], ['mean']),
+         helper.make_node('Conv', ['mean', 'w'], ['logits']),
+         helper.make_node('Flatten', ['logits'], ['scores'])],
+        'colour_classifier',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info('scores', TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(weights, 'w')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
 def two_inputs(path: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node('Add', ['a', 'b'], ['out'])], 'two_inputs',

@@ -18,7 +18,7 @@ import yaml
 from edge_perception.cli import main
 
 from ..conftest import committed_config
-from ..user_models import red_and_green_image, two_inputs, yolo_v8
+from ..user_models import colour_classifier, red_and_green_image, two_inputs, yolo_v8
 
 
 @pytest.fixture
@@ -32,12 +32,13 @@ def add(zoo: Path, path: Path, *options: str) -> int:
     return main(['add-model', str(path), '--zoo', str(zoo), '--no-compile', *options])
 
 
-def cones_config(zoo: Path, tmp_path: Path) -> Path:
+def cones_config(zoo: Path, tmp_path: Path, *, pipeline: str = 'yolo',
+                 models: tuple[str, ...] = ('cones',)) -> Path:
     raw = committed_config()
     raw['model_dir'] = str(zoo)
     raw['tasks'].append({
-        'name': 'cones', 'node': 'cone_detector', 'pipeline': 'yolo', 'period_ms': 100.0,
-        'deadline_ms': 100.0, 'lane': 'cpu', 'models': ['cones'], 'variants': ['full'],
+        'name': 'cones', 'node': 'cone_detector', 'pipeline': pipeline, 'period_ms': 100.0,
+        'deadline_ms': 100.0, 'lane': 'cpu', 'models': list(models), 'variants': ['full'],
         'variant': 'full', 'input_topic': '/camera/image_raw',
         'output_topic': '/perception/cones'})
     path = tmp_path / 'cones.yaml'
@@ -182,3 +183,48 @@ def test_shape_arithmetic_of_unsimplified_exports_compiles_with_tvm(tmp_path: Pa
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     [expected] = session.run(None, {'images': image})
     np.testing.assert_allclose(engine.run(image), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_classifier_names_the_whole_frame_or_a_detectors_boxes(
+        zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert add(zoo, colour_classifier(tmp_path / 'c.onnx'), '--name', 'colour',
+               '--kind', 'classifier', '--classes', 'reddish', 'greenish') == 0
+    assert add(zoo, yolo_v8(tmp_path / 'y.onnx'), '--name', 'cones', '--kind', 'yolo') == 0
+    red = np.zeros((48, 64, 3), np.uint8)
+    red[..., 2] = 200
+    cv2.imwrite(str(tmp_path / 'red.png'), red)
+    cv2.imwrite(str(tmp_path / 'frame.png'), red_and_green_image())
+    capsys.readouterr()
+    [whole] = detect_lines(cones_config(zoo, tmp_path, pipeline='classifier',
+                                        models=('colour',)), tmp_path / 'red.png', capsys=capsys)
+    [frame] = whole['detections']
+    assert (frame['label'], frame['box']) == ('reddish', [0.0, 0.0, 64.0, 48.0])
+    assert frame['score'] > 0.99  # softmax of logits (10 x 200/255 apart)
+    [boxes] = detect_lines(cones_config(zoo, tmp_path, pipeline='classifier',
+                                        models=('cones', 'colour')),
+                           tmp_path / 'frame.png', capsys=capsys)
+    [found] = detect_lines(cones_config(zoo, tmp_path), tmp_path / 'frame.png', capsys=capsys)
+    # Each box the detector found, named by the classifier from its crop.
+    assert [d['box'] for d in boxes['detections']] == [d['box'] for d in found['detections']]
+    assert [d['label'] for d in boxes['detections']] == [
+        {'red': 'reddish', 'green': 'greenish'}[d['label']] for d in found['detections']]
+
+
+def test_our_detector_added_as_a_centernet_model_finds_what_our_light_task_finds(
+        repo_root: Path, zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_perception.synthetic.scenes import generate_frame
+
+    assert add(zoo, repo_root / 'model_zoo' / 'detector' / 'full.onnx', '--name', 'heatmaps',
+               '--kind', 'centernet', '--classes', 'off', 'red', 'yellow', 'green',
+               'sign') == 0
+    frame = next(f for f in (generate_frame('test', i) for i in range(50))
+                 if {'red', 'green'} & {o.label for o in f.objects})
+    cv2.imwrite(str(tmp_path / 'scene.png'), frame.image)
+    capsys.readouterr()
+    [line] = detect_lines(cones_config(zoo, tmp_path, pipeline='centernet',
+                                       models=('heatmaps',)), tmp_path / 'scene.png',
+                          capsys=capsys)
+    lights = {(d['label'], tuple(round(v) for v in d['box'])) for d in line['detections']
+              if d['label'] != 'sign'}
+    truth = {o.label for o in frame.objects if o.label in ('red', 'yellow', 'green')}
+    assert truth <= {label for label, _ in lights}
