@@ -34,6 +34,10 @@ class TrainSettings:
     classifier_epochs: int = 12
     batch_size: int = 16
     seed: int = 7
+    # Frames with real photographed lights (models.real_lights) added to the detector's
+    # training set; 0 = synthetic only. real_data: their folder (None: the wheel's).
+    real_frames: int = 0
+    real_data: Path | None = None
 
 
 def detector_targets(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,11 +196,24 @@ def train_all(
     """Train, export and register every requested model variant; returns the new manifest."""
     manifest = Manifest.load_or_empty(zoo)
     frames = _frames('train', settings.train_frames)
+    real: list[Frame] = []
+    if settings.real_frames:
+        from edge_perception.models.real_lights import (
+            dataset_split,
+            load_crops,
+            train_and_validation,
+            training_frames,
+        )
+
+        crops, _ = train_and_validation(load_crops(dataset_split('dataset_train',
+                                                                 settings.real_data)))
+        real = training_frames(crops, settings.real_frames, seed=settings.seed)
     for model_name in models:
         trainer, input_shape, classes = MODEL_SPECS[model_name]
         for variant in variants:
             width = VARIANT_WIDTHS[variant]
-            net = trainer(frames, width, settings)
+            net = trainer(frames + real if model_name == 'detector' else frames, width,
+                          settings)
             path = zoo / model_name / f'{variant}.onnx'
             export_onnx(net, path, input_shape)
             manifest = manifest.with_variant(

@@ -68,6 +68,12 @@ def generate_frame(split: str, index: int) -> Frame:
     return Frame(image=_camera_effects(image, rng), objects=tuple(objects))
 
 
+def empty_scene(rng: np.random.Generator) -> Image:
+    """A road scene without lights or signs (sky, buildings, trees, lane marks): the
+    background real objects are pasted into."""
+    return _background(rng)
+
+
 def _colour(rng: np.random.Generator, low: int = 0, high: int = 256) -> tuple[int, int, int]:
     b, g, r = rng.integers(low, high, size=3)
     return int(b), int(g), int(r)
