@@ -8,6 +8,7 @@ Accuracy is then measured through TVM by ``edge-perception eval --record``.
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,14 @@ from torch import nn
 from tqdm import tqdm
 
 from edge_perception.models.networks import VARIANT_WIDTHS, Detector, SignClassifier
-from edge_perception.runtime.manifest import Manifest, ModelEntry, VariantEntry, file_sha256
+from edge_perception.runtime.manifest import (
+    Manifest,
+    ModelEntry,
+    VariantEntry,
+    carry_tuning,
+    file_sha256,
+    same_architecture,
+)
 from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.classes import DETECTOR_CLASSES, SIGN_CLASSES
 from edge_perception.tasks.detector_decoding import INPUT_HEIGHT, INPUT_WIDTH, STRIDE
@@ -183,6 +191,36 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> N
     )
 
 
+def _previous_file(manifest: Manifest, model: str, variant: str,
+                   path: Path) -> tuple[Path, str] | None:
+    """A copy of the file a retraining replaces, with its manifest hash."""
+    entry = manifest.models.get(model)
+    if entry is None or variant not in entry.variants or not path.is_file():
+        return None
+    kept = path.with_suffix('.previous.onnx')
+    shutil.copyfile(path, kept)
+    return kept, entry.variants[variant].sha256
+
+
+def _carry_tuning(zoo: Path, model: str, variant: str, previous: tuple[Path, str] | None,
+                  path: Path) -> None:
+    """A retrained file of the same architecture keeps its tuning databases (the records
+    are schedules of its functions, not of its weights); another one needs tuning again."""
+    if previous is None:
+        return
+    old_file, old_sha = previous
+    try:
+        if same_architecture(old_file, path):
+            moved = carry_tuning(zoo, model, variant, old_sha, file_sha256(path))
+            tqdm.write(f'{model}/{variant}: same architecture, {len(moved)} tuning '
+                       'databases carried over')
+        else:
+            tqdm.write(f'{model}/{variant}: architecture changed: tune it again '
+                       f'(edge-perception tune --models {model} --variants {variant})')
+    finally:
+        old_file.unlink()
+
+
 Trainer = Callable[[list[Frame], float, TrainSettings], nn.Module]
 MODEL_SPECS: dict[str, tuple[Trainer, tuple[int, ...], tuple[str, ...]]] = {
     'detector': (train_detector, (1, 3, INPUT_HEIGHT, INPUT_WIDTH), DETECTOR_CLASSES),
@@ -215,7 +253,9 @@ def train_all(
             net = trainer(frames + real if model_name == 'detector' else frames, width,
                           settings)
             path = zoo / model_name / f'{variant}.onnx'
+            previous = _previous_file(manifest, model_name, variant, path)
             export_onnx(net, path, input_shape)
+            _carry_tuning(zoo, model_name, variant, previous, path)
             manifest = manifest.with_variant(
                 model_name,
                 ModelEntry(input_shape=input_shape, classes=tuple(classes), variants={},

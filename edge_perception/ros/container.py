@@ -33,12 +33,18 @@ from std_msgs.msg import Header
 from edge_perception.core.adaptation import (
     VariantAdapter,
 )
-from edge_perception.core.config import PerceptionConfig, default_config_path, load_config
+from edge_perception.core.config import (
+    ConfigError,
+    PerceptionConfig,
+    default_config_path,
+    load_config,
+)
 from edge_perception.core.deadline_miss import DeadlineMissEvent
 from edge_perception.core.health import NodeCounts
 from edge_perception.core.input_watchdog import InputWatchdog
 from edge_perception.core.jobs import JobOutcome
 from edge_perception.core.launch_plan import CONTAINER_NAME, container_name
+from edge_perception.core.thread_setup import configure_current_thread
 from edge_perception.ros.deadline_executor import DeadlineExecutor
 from edge_perception.ros.diagnostics import diagnostics_message
 from edge_perception.ros.frame_sharing import SharedFrames
@@ -209,9 +215,21 @@ class PerceptionContainer:
         self.node.destroy_node()
 
 
+def stock_executors() -> dict[str, type[Executor]]:
+    """The stock rclpy executors a container process can spin instead of ours (parameter
+    ``executor``), for benchmarks that compare them under the same process layout."""
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.experimental.events_executor import EventsExecutor
+
+    return {'single_threaded': SingleThreadedExecutor,
+            'multi_threaded': MultiThreadedExecutor,
+            'events': EventsExecutor}  # type: ignore[dict-item]
+
+
 def run_container(args: list[str] | None = None, *, only_task: str | None = None) -> None:
     """Init rclpy, read the container's parameters (``config_file``; ``lane``: host that lane
-    alone, '' = every lane; ``select_variants``, ``adapt_variants``), spin every node."""
+    alone, '' = every lane; ``select_variants``, ``adapt_variants``; ``executor``: 'deadline'
+    (ours) or a stock one of :func:`stock_executors`), spin every node."""
     rclpy.init(args=args)
     # A lane's container is renamed by a remap rule on its command line (ContainerSpec).
     owner = LeanNode(CONTAINER_NAME if only_task is None else f'{only_task}_host')
@@ -225,16 +243,36 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
         config_file: str = parameter('config_file', str(default_config_path()),
                                      'Bring-up YAML (tasks, lanes, models)')
         lane: str = parameter('lane', '', 'Host only the tasks of this lane (process_per_lane)')
+        executor: str = parameter('executor', 'deadline',
+                                  'deadline (ours) or a stock rclpy executor to compare: '
+                                  + ', '.join(stock_executors()))
+        stock = stock_executors()
+        if executor != 'deadline' and executor not in stock:
+            raise ConfigError(f"parameter executor: {executor!r} is not 'deadline' or one of "
+                              f'{list(stock)}')
         container = PerceptionContainer(
             load_config(config_file), only_task=only_task, only_lane=lane or None, node=owner,
             select_variants=parameter('select_variants', True,
                                       'Choose variants by analysis at start-up'),
-            adapt_variants=parameter('adapt_variants', True, 'Adapt variants to misses'))
+            adapt_variants=parameter('adapt_variants', True, 'Adapt variants to misses'),
+            baseline=stock.get(executor))
+        if stock.get(executor) is not None and lane:
+            # A stock executor runs every callback on the spinning thread: it gets the lane's
+            # cores too, as our lane thread does (its priority and nice it already has).
+            lane_config = container.config.lanes[0]
+            for line in configure_current_thread(lane=f'{lane} (stock {executor})',
+                                                 rt_priority=lane_config.rt_priority,
+                                                 nice=lane_config.nice, cpus=lane_config.cpus):
+                owner.get_logger().info(line)
         container.executor.spin_once(timeout_sec=0)  # starts the lanes
         # Said once the lanes run: launch tests and tools wait for this line.
         owner.get_logger().info(
             f'hosting {", ".join(n.get_name() for n in container.nodes)} from {config_file}')
-        container.executor.spin()
+        if executor == 'deadline':
+            container.executor.spin()
+        else:  # rclpy's EventsExecutor.spin() blocked without a timeout here: drive it so
+            while owner.context.ok():
+                container.executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

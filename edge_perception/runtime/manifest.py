@@ -186,3 +186,33 @@ def _preprocess_json(preprocess: Preprocess) -> dict[str, Any]:
     return {'resize': preprocess.resize, 'channels': preprocess.channels,
             'scale': preprocess.scale, 'mean': list(preprocess.mean),
             'std': list(preprocess.std), 'pad_value': preprocess.pad_value}
+
+
+def same_architecture(a: Path, b: Path) -> bool:
+    """Whether two ONNX files differ in their weights' values only (same nodes, attributes,
+    weight shapes and input): their TVM workloads, and so their tuning records, are the
+    same."""
+    import onnx
+
+    def layout(path: Path) -> tuple[object, ...]:
+        graph = onnx.load(str(path)).graph
+        return (tuple((n.op_type, tuple(sorted(str(x) for x in n.attribute)))
+                      for n in graph.node),
+                tuple(tuple(init.dims) for init in graph.initializer),
+                tuple(str(i.type) for i in graph.input))
+
+    return layout(a) == layout(b)
+
+
+def carry_tuning(zoo: Path, model: str, variant: str, old_sha256: str,
+                 new_sha256: str) -> list[Path]:
+    """Rename every target's databases of ``model``/``variant`` from the old file's hash to
+    the new one's (see ModelStore.tuning_database), for a retrained file of the same
+    architecture; returns the new paths."""
+    moved = []
+    for database in sorted((zoo / 'tuning').glob(f'*/{model}-{variant}-b*-{old_sha256[:12]}')):
+        target = database.with_name(database.name[:-12] + new_sha256[:12])
+        if not target.exists():
+            database.rename(target)
+            moved.append(target)
+    return moved

@@ -257,6 +257,9 @@ def print_report(collector: DetectionCollector, out: TextIO) -> None:
               f'{scores}', file=out)
     print('misses = outputs later than the deadline + outputs due (one per task period) '
           'that never came', file=out)
+    print('what the models see: lights trained on synthetic scenes and real photographed '
+          'lights, signs on synthetic ones only; by day, not night, LED flicker or arrows '
+          '(docs/model-card.md)', file=out)
     if not any(result.scored for result in collector.results.values()):
         # A bag without ground truth (a real drive): what was found, not how well.
         print('\n== detections by label (no ground truth in this bag: no precision/recall)',

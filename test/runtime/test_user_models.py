@@ -228,3 +228,21 @@ def test_our_detector_added_as_a_centernet_model_finds_what_our_light_task_finds
               if d['label'] != 'sign'}
     truth = {o.label for o in frame.objects if o.label in ('red', 'yellow', 'green')}
     assert truth <= {label for label, _ in lights}
+
+
+def test_a_retrained_file_of_the_same_architecture_keeps_its_tuning(tmp_path: Path) -> None:
+    from edge_perception.runtime.manifest import carry_tuning, file_sha256, same_architecture
+
+    old, new = yolo_v8(tmp_path / 'old.onnx'), yolo_v8(tmp_path / 'new.onnx', names=None)
+    other = yolo_v8(tmp_path / 'other.onnx', size=128)
+    assert same_architecture(old, new)  # metadata aside, the same graph
+    assert not same_architecture(old, other)  # another input size: other workloads
+    old_sha, new_sha = file_sha256(old), file_sha256(new)
+    assert old_sha != new_sha
+    database = tmp_path / 'tuning' / 'llvm-x' / f'cones-full-b1-{old_sha[:12]}'
+    database.mkdir(parents=True)
+    (database / 'database_tuning_record.json').write_text('[0, []]\n')
+    [moved] = carry_tuning(tmp_path, 'cones', 'full', old_sha, new_sha)
+    assert moved.name == f'cones-full-b1-{new_sha[:12]}'
+    assert (moved / 'database_tuning_record.json').is_file()
+    assert not database.exists()

@@ -1,0 +1,87 @@
+"""The executor benchmark's expert-configured stock baseline: a container process per lane,
+spinning a stock rclpy executor with the lane's pinning and priority (applied or logged),
+camera subscriptions KEEP_LAST 1, started exactly as ours is."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rclpy.context import Context
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from edge_perception.bench.executor_comparison import STOCK_PER_LANE
+from edge_perception.core.launch_plan import plan_launch
+from edge_perception.ros.image_conversion import encode_bgr8
+from edge_perception.ros.message_adapter import message_adapter
+from edge_perception.synthetic.scenes import generate_frame
+from edge_perception.tools.lane_processes import FIXED_VARIANTS, ChildProcesses, Observer
+
+from ..conftest import committed_config
+from .conftest import spin_until
+
+
+def lane_config(tmp_path: Path) -> Path:
+    raw = committed_config()
+    raw['process_per_lane'] = True
+    raw['inputs'] = {'/camera/image_raw': {'reliability': 'reliable', 'depth': 1}}
+    raw['lanes']['gpu'].update(cpus=[0], rt_priority=10)
+    path = tmp_path / 'stock.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize('executor', sorted(set(STOCK_PER_LANE.values())))
+def test_a_stock_lane_container_runs_as_documented(
+        tmp_path: Path, ros_context: Context, executor: str) -> None:
+    config = lane_config(tmp_path)
+    [gpu] = [spec for spec in plan_launch(config).containers if spec.lane == 'gpu']
+    observer = Observer(ros_context, 'stock_observer')
+    node = Node('stock_camera', context=ros_context)
+    observer.executor.add_node(node)
+    outputs: list[Any] = []
+    node.create_subscription(message_adapter().detections_type('traffic_light'),
+                             '/perception/traffic_lights', outputs.append, 10)
+    camera = node.create_publisher(Image, '/camera/image_raw', 10)
+    try:
+        with ChildProcesses(log_dir=tmp_path) as children:
+            children.start_containers([gpu], parameters={**FIXED_VARIANTS,
+                                                         'executor': executor})
+            observer.wait_for_lanes(['gpu'], children)
+            log = (tmp_path / f'{gpu.name}.log').read_text()
+            # The lane's settings reach the spinning thread, or the refusal is logged.
+            assert f'lane gpu (stock {executor}): pinned to CPUs [0]' in log
+            assert re.search(rf'lane gpu \(stock {executor}\): SCHED_FIFO '
+                             r'(priority 10|10 not permitted)', log), log
+            [subscription] = [info for info in
+                              node.get_subscriptions_info_by_topic('/camera/image_raw')
+                              if info.node_name != 'stock_camera']
+            assert subscription.qos_profile.depth == 1  # KEEP_LAST 1: the newest frame wins
+            frame = Image()
+            encode_bgr8(generate_frame('test', 3).image, frame)
+            frame.header.stamp.sec = 3
+            spin_until(observer.executor, lambda: camera.get_subscription_count() > 0)
+            camera.publish(frame)
+            spin_until(observer.executor, lambda: bool(outputs))
+            children.check()
+    finally:
+        node.destroy_node()
+        observer.destroy()
+    assert outputs[0].header.stamp.sec == 3
+
+
+def test_an_unknown_executor_is_refused_by_name(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = lane_config(tmp_path)
+    result = subprocess.run(
+        [sys.executable, '-m', 'edge_perception.ros.container', '--ros-args', '-p',
+         f'config_file:={config}', '-p', 'executor:=fifo'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "parameter executor: 'fifo' is not 'deadline' or one of" in result.stderr
