@@ -24,10 +24,12 @@ from edge_perception.tasks.detector_decoding import box_iou
 from edge_perception.tasks.pipelines import TrafficLightPipeline, run_pipeline
 
 SUBSET = Path(__file__).resolve().parent.parent / 'data' / 'real_lights'
-# The full variant on these 30 crops (60 frames) must stay at least this good; measured
-# values and the full acceptance set: docs/model-card.md.
-FLOOR = {'recall': 0.5, 'false_positives_per_frame': 0.5, 'state_accuracy': 0.9,
-         'crop_state_accuracy': 0.6}
+# The full variant on these 30 crops (60 frames) must stay at least this good. Measured
+# here: recall 0.950, 0.033 false positives a frame, state accuracy 0.947, bare crops 0.933
+# (the detector trained on synthetic scenes alone: 0.05 / 0.3 / - / 0.02); the full
+# acceptance set: docs/model-card.md.
+FLOOR = {'recall': 0.9, 'false_positives_per_frame': 0.1, 'state_accuracy': 0.9,
+         'crop_state_accuracy': 0.85}
 
 
 def test_the_subset_is_real_crops_of_every_state() -> None:
