@@ -98,9 +98,12 @@ class PerceptionTaskNode(LeanNode):
         self.publisher: Publisher[Any] = self.create_publisher(
             adapter.detections_type(self.pipeline.output_kind), task.output_topic, 10)
         if subscribe:
-            self.create_subscription(Image, task.input_topic, self.on_image,
-                                     camera_qos(input_qos or InputQos()),
+            qos = input_qos or InputQos()
+            self.create_subscription(Image, task.input_topic, self.on_image, camera_qos(qos),
                                      callback_group=MutuallyExclusiveCallbackGroup())
+            # Said because the graph cannot tell a subscription's depth to anyone else.
+            self.get_logger().info(f'subscribed to {task.input_topic}: {qos.reliability}, '
+                                   f'KEEP_LAST {qos.depth}')
 
     def _on_parameters(self, parameters: Sequence[Parameter[Any]]) -> SetParametersResult:
         for parameter in parameters:
