@@ -178,7 +178,9 @@ def _analysis(result: SoakResult) -> str:
     """The urgent task's verdict by response-time analysis with the WCETs measured in the
     soak (its deadline is met by construction only if this bound is)."""
     if result.urgent_bound_ms is None or result.urgent_deadline_ms is None:
-        return 'no response-time bound (no completed job)'
+        # /diagnostics writes an unbounded response (no fixed point within the deadline)
+        # as n/a, as it does before the first completed job.
+        return 'no response-time bound (no completed job yet, or none within the deadline)'
     verdict = 'schedulable' if result.urgent_bound_ms <= result.urgent_deadline_ms else (
         'NOT schedulable')
     response = '' if result.urgent_response_ms is None else (

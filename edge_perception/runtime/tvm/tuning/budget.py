@@ -4,9 +4,10 @@ largest.
 Each round gives ``round_trials`` trials to the model variant whose TVM build is slowest
 against onnxruntime (the engine it runs on until tuned), spread over the functions of it
 with the most time left to gain (``focus``: one per ``TRIALS_PER_FUNCTION``), rebuilds it
-with the new records and times it again. Without focus, every MetaSchedule run visits a
-model's functions in the same order: a 65-function YOLOv8n took 128 trials and 55 minutes
-on one core to reach its 39th, so short rounds would never reach the tail. Records accumulate in the variant's database, so a later run resumes.
+with the new records and times it again. Without focus, every MetaSchedule run first
+visits a model's functions in the same order, four candidates each: short rounds would keep
+tuning the first functions of a large model and never reach the rest. Records accumulate
+in the variant's database, so a later run resumes.
 The first round always runs; another starts only while the budget holds one more round
 as long as the last one took.
 """
