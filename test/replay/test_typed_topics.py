@@ -139,7 +139,9 @@ def test_typed_outputs_reach_another_process_with_the_ground_truths_fields(
     truth = load_truth(bag)
     for kind, messages in (('traffic_light', lights), ('traffic_sign', signs)):
         counts = score(messages, kind, truth)
-        assert min(counts.precision, counts.recall) >= 0.85, (kind, counts)
+        # The launch chooses variants by analysis: on a busy machine a cheaper, less precise
+        # one (accuracy per variant is tested with fixed variants in test_replay).
+        assert min(counts.precision, counts.recall) >= 0.75, (kind, counts)
 
     misses = [message_adapter().read_deadline_miss(m)
               for m in listener.messages[DEADLINE_MISS_TOPIC]]
