@@ -1,5 +1,6 @@
 """Which engine runs each model: TVM where this machine has tuning records for it,
-onnxruntime otherwise (``engine: auto``), or what a task's config names.
+onnxruntime otherwise (``engine: auto``), or what a task's config names. A build that
+``tune --budget`` last timed slower than onnxruntime stays on onnxruntime.
 
 An untuned TVM build of a model it has never seen runs up to ~90x slower than onnxruntime
 (a YOLOv8 at 640x640: 17.6 s against 198 ms on a 2-core Xeon), so a new model starts on
@@ -17,6 +18,7 @@ import numpy as np
 from edge_perception.runtime.engine import InferenceEngine
 from edge_perception.runtime.model_split import Part, sub_model
 from edge_perception.runtime.onnxruntime_engine import OnnxRuntimeEngine
+from edge_perception.runtime.tvm.database import measured_against_onnxruntime
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import CompileTarget
 from edge_perception.tasks.model_spec import ModelSpec
@@ -65,6 +67,10 @@ class ModelEngines:
                                             batch=self.store.compiled_batch(1, device),
                                             target=target)
                 wanted = TVM if tuned else ONNXRUNTIME
+                slower = self._slower_when_tuned(model, variant, target) if tuned else None
+                if slower is not None:
+                    wanted = ONNXRUNTIME
+                    self._log.warning(slower)
                 if not tuned:
                     command = tune_command(model, variant, device, threads)
                     self.untuned[key] = command
@@ -73,6 +79,17 @@ class ModelEngines:
                         f'on onnxruntime until tuned (`{command}`)')
             self.chosen[key] = wanted
         return self.chosen[key]
+
+    def _slower_when_tuned(self, model: str, variant: str, target: CompileTarget) -> str | None:
+        """Why a tuned build stays unused: ``tune --budget`` timed it slower than
+        onnxruntime on this machine (a large model needs hours); None otherwise."""
+        timed = measured_against_onnxruntime(self.store.tuning_database(
+            model, variant, batch=self.store.compiled_batch(1, target.device), target=target))
+        if timed is None or timed[0] <= timed[1]:
+            return None
+        return (f'{model}/{variant}: its tuned TVM build ran {timed[0]:.3g} ms against '
+                f"onnxruntime's {timed[1]:.3g} ms here: it stays on onnxruntime (tune longer: "
+                f'`{tune_command(model, variant, target.device, target.num_cores)}`)')
 
     def engine(self, model: str, variant: str, *, batch: int = 1, device: str = 'cpu',
                threads: int = 1, lane: str = 'main', part: Part | None = None

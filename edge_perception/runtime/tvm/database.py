@@ -89,3 +89,21 @@ def builds_prologue(databases: Sequence[Path]) -> bool:
     True where the first has not chosen, False without databases."""
     return bool(databases) and _build_option(databases[0], 'input_prologue', True)
 
+
+
+MEASURED = 'measured.json'  # tune --budget's last timing of the build against onnxruntime
+
+
+def write_measured(database: Path, *, tvm_ns: int, onnxruntime_ns: int) -> None:
+    database.mkdir(parents=True, exist_ok=True)
+    (database / MEASURED).write_text(json.dumps(
+        {'tvm_ms': tvm_ns / 1e6, 'onnxruntime_ms': onnxruntime_ns / 1e6}) + '\n')
+
+
+def measured_against_onnxruntime(database: Path) -> tuple[float, float] | None:
+    """(TVM ms, onnxruntime ms) as ``tune --budget`` last timed them here, if it did."""
+    try:
+        raw = json.loads((database / MEASURED).read_text())
+        return float(raw['tvm_ms']), float(raw['onnxruntime_ms'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

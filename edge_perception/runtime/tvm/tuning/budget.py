@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from edge_perception.runtime.engine import median_latency_ns
 from edge_perception.runtime.onnxruntime_engine import OnnxRuntimeEngine
+from edge_perception.runtime.tvm.database import write_measured
 from edge_perception.runtime.tvm.engine import TvmEngine
 from edge_perception.runtime.tvm.store import ModelStore
 from edge_perception.runtime.tvm.target import CompileTarget
@@ -93,4 +94,7 @@ def tune_within(store: ModelStore, jobs: Sequence[tuple[str, str]], *, target: C
         job.tvm_ns = tvm_latency_ns(store, job.model, job.variant, target)
         last_round_s = clock() - round_start
         on_round(job, clock() - started)
+    for job in timed:
+        write_measured(store.tuning_database(job.model, job.variant, batch=1, target=target),
+                       tvm_ns=job.tvm_ns, onnxruntime_ns=job.onnxruntime_ns)
     return timed
