@@ -65,6 +65,8 @@ def _tune(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     store = model_store(args.zoo)
+    # Our models by default, where this model directory has them; named ones must exist.
+    args.models = args.models or [m for m in MODELS if m in store.manifest.models]
     unknown = sorted(set(args.models) - set(store.manifest.models))
     if unknown:
         print(f'edge-perception tune: no model {", ".join(unknown)} in {args.zoo} (it has '
@@ -218,7 +220,7 @@ def add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         'tune', help='MetaSchedule-tune models; databases go beside the models (commit them)')
     parser.add_argument('--zoo', type=Path, default=DEFAULT_ZOO, help='model directory')
-    parser.add_argument('--models', nargs='+', default=list(MODELS),
+    parser.add_argument('--models', nargs='+', default=None,
                         help='models of the manifest (default: ours); a model you added too')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
                         help='variants to tune, where a model has them (default: ours)')
