@@ -35,7 +35,6 @@ from edge_perception.runtime.tvm.target import cuda_available
 from edge_perception.synthetic.scenes import generate_frame
 from edge_perception.tasks.detections import Detection
 from edge_perception.tasks.frames import BgrImage, Frame
-from edge_perception.tasks.pipelines import TrafficLightPipeline
 
 MODES = ('sequential', 'parallel', 'pipelined')
 _NO_DEADLINE_NS = 60 * 10**9  # saturated streams: nothing may be dropped as stale
@@ -62,7 +61,7 @@ def _config(model_dir: Path, mode: str, streams: int, variant: str) -> Perceptio
     for i in range(streams):
         lane = 'gpu' if mode == 'parallel' and i % 2 else 'cpu'
         tasks.append({
-            'name': f'stream_{i}', 'node': f'stream_{i}', 'pipeline': 'traffic_light',
+            'name': f'stream_{i}', 'node': f'stream_{i}', 'pipeline': 'centernet',
             'period_ms': 1000.0, 'deadline_ms': 1000.0, 'lane': lane, 'models': ['detector'],
             'variants': [variant], 'variant': variant,
             'input_topic': f'/camera_{i}/image_raw', 'output_topic': f'/lights_{i}',
@@ -83,7 +82,6 @@ class _Streams:
         self._scheduler = scheduler
         self._models = models
         self._frames = frames
-        self._pipeline = TrafficLightPipeline()
         self._lock = threading.Lock()
         self._next = dict.fromkeys(models, 0)
         self.completed = 0
@@ -114,7 +112,8 @@ class _Streams:
 
     def _work(self, task: str, image: BgrImage, index: int) -> Generator[Any, Any, None]:
         # A Frame per job: each stream is another camera, nothing is shared between them.
-        detections = yield from self._models[task].drive(self._pipeline.stages(Frame(image)))
+        detections = yield from self._models[task].drive(
+            self._models[task].pipeline.stages(Frame(image)))
         if index == 0:
             self.first[task] = detections
 

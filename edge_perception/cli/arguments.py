@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 SOURCE_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_ZOO = SOURCE_ROOT / 'model_zoo'
 VARIANTS = ('full', 'half', 'quarter')
-MODELS = ('detector', 'sign_classifier')
+MODELS = ('detector', 'sign_classifier', 'light_state')
 
 
 def cpu_target(text: str) -> CpuTarget:

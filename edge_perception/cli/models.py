@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge_perception.cli.arguments import DEFAULT_ZOO, MODELS, VARIANTS, cpu_target, positive_int
 from edge_perception.core.config import default_config_path
@@ -38,7 +37,8 @@ def add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument('--threads', type=positive_int, default=2)
     parser.add_argument('--real-frames', type=int, default=0, metavar='N',
                         help='add N frames with real lights (dataset_train, but its every 7th '
-                             "crop, which validates) to the detector's training set")
+                             "crop, which validates) to the detector's training set; their crops "
+                             'also train light_state')
     parser.add_argument('--real-data', type=Path, default=None, metavar='DIR',
                         help='the real crops (default: the wheel of requirements/real-data.txt)')
     parser.set_defaults(run=_train)
@@ -72,7 +72,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_real(args: argparse.Namespace) -> int:
-    """The light task's variants on real crops (see models.real_lights)."""
+    """The light task's variants (detector and light_state) on real crops (see
+    models.real_lights); the metrics are recorded beside the detector's."""
     import sys
 
     from tqdm import tqdm
@@ -87,7 +88,7 @@ def _eval_real(args: argparse.Namespace) -> int:
     )
     from edge_perception.tasks.detections import Detection
     from edge_perception.tasks.frames import Frame
-    from edge_perception.tasks.pipelines import TaskPipeline, TrafficLightPipeline, run_pipeline
+    from edge_perception.tasks.pipelines import TrafficLightPipeline, run_pipeline
 
     try:
         if args.split == 'validation':
@@ -105,14 +106,14 @@ def _eval_real(args: argparse.Namespace) -> int:
           f'(heights 16-96 px; road, night, texture backgrounds), TVM')
     print(f'{"variant":<8} {"recall":>7} {"FP/frame":>9} {"state acc":>10} {"crops acc":>10}'
           '  recall by height (px)')
+    pipeline = TrafficLightPipeline()
     for variant in store.manifest.models['detector'].variants:
-        engine, light_pipeline = store.engine('detector', variant), TrafficLightPipeline()
 
-        def lights(frame: Frame, pipeline: TaskPipeline = light_pipeline,
-                   run: Callable[[Any], Any] = engine.run) -> list[Detection]:
-            return run_pipeline(pipeline, lambda _, inputs: run(inputs), frame)
+        def lights(frame: Frame, variant: str = variant) -> list[Detection]:
+            return run_pipeline(pipeline, lambda model, inputs: store.engine(
+                model, variant).run(inputs), frame)
 
-        with tqdm(total=len(frames) + len(crops), desc=f'detector/{variant}',
+        with tqdm(total=len(frames) + len(crops), desc=f'lights/{variant}',
                   leave=False) as progress:
             metrics = evaluate_real(lights, frames, crops, on_frame=lambda: progress.update(1))
         heights = ' '.join(f'{h}:{r:.2f}' for h, r in metrics.recall_by_height.items())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +17,9 @@ from edge_perception.tasks.classes import (
     SIGN_CHANNEL,
     SIGN_CLASSES,
 )
+from edge_perception.tasks.crops import light_crop, sign_crop
 from edge_perception.tasks.detector_decoding import decode_peaks, detector_input
 from edge_perception.tasks.metrics import APAccumulator, mean_ap
-from edge_perception.tasks.sign_crops import sign_crop
 
 # Lower than the nodes' threshold: AP integrates over the whole precision/recall curve.
 EVAL_THRESHOLD = 0.05
@@ -64,31 +64,46 @@ def evaluate_detector(store: ModelStore, variant: str,
     }
 
 
-def evaluate_classifier(store: ModelStore, variant: str,
-                        frames: Sequence[Frame]) -> dict[str, float]:
-    engine = store.engine('sign_classifier', variant)
+def _evaluate_crops(store: ModelStore, model: str, variant: str, frames: Sequence[Frame], *,
+                    kind: str, classes: Sequence[str], cut: Callable[..., np.ndarray]
+                    ) -> dict[str, float]:
+    """Top-1 of ``model`` on every ``kind`` object's crop (its true box)."""
+    engine = store.engine(model, variant)
     correct = total = 0
     latencies = []
-    for frame in tqdm(frames, desc=f'sign_classifier/{variant}', leave=False):
+    for frame in tqdm(frames, desc=f'{model}/{variant}', leave=False):
         for obj in frame.objects:
-            if obj.kind != 'sign':
+            if obj.kind != kind:
                 continue
-            crop = sign_crop(frame.image, obj.x, obj.y, obj.width, obj.height)
+            crop = cut(frame.image, obj.x, obj.y, obj.width, obj.height)
             start = time.perf_counter()
             probabilities = engine.run(crop[None])[0]
             latencies.append(time.perf_counter() - start)
-            correct += int(SIGN_CLASSES[int(np.argmax(probabilities))] == obj.label)
+            correct += int(classes[int(np.argmax(probabilities))] == obj.label)
             total += 1
     return {'top1': correct / total, 'latency_ms_p50': float(np.median(latencies) * 1000)}
 
 
-EVALUATORS = {'detector': evaluate_detector, 'sign_classifier': evaluate_classifier}
+def evaluate_sign_classifier(store: ModelStore, variant: str,
+                             frames: Sequence[Frame]) -> dict[str, float]:
+    return _evaluate_crops(store, 'sign_classifier', variant, frames, kind='sign',
+                           classes=SIGN_CLASSES, cut=sign_crop)
+
+
+def evaluate_light_state(store: ModelStore, variant: str,
+                         frames: Sequence[Frame]) -> dict[str, float]:
+    return _evaluate_crops(store, 'light_state', variant, frames, kind='light',
+                           classes=LIGHT_STATES, cut=light_crop)
+
+
+EVALUATORS = {'detector': evaluate_detector, 'sign_classifier': evaluate_sign_classifier,
+              'light_state': evaluate_light_state}
 
 
 def evaluate(store: ModelStore, frames: Sequence[Frame],
              models: Sequence[str] | None = None) -> list[VariantScore]:
     scores = []
-    for model in models or sorted(store.manifest.models):
+    for model in models or [m for m in sorted(store.manifest.models) if m in EVALUATORS]:
         for variant in sorted(store.manifest.models[model].variants):
             scores.append(VariantScore(model, variant,
                                        EVALUATORS[model](store, variant, frames)))

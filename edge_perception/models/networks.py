@@ -1,12 +1,13 @@
-"""The two trained networks, each scalable by a width multiplier (the RT-mDL variants).
+"""The trained networks, each scalable by a width multiplier (the RT-mDL variants).
 
 * :class:`Detector`: a CenterNet-style single-shot detector on 320x240 frames. Output stride 4;
   per cell: 5 class heatmaps (the four light states + one class-agnostic 'sign'), log box size
   and sub-cell centre offset. Lights and signs share this detector, so the sign task finds its
   crops with the same compiled module the light task already holds.
-* :class:`SignClassifier`: a small CNN that names the sign in a 32x32 crop.
+* :class:`CropClassifier`: a small CNN that names what is in a 32x32 crop of a detector's box:
+  the sign (``sign_classifier``) or the light's state (``light_state``).
 
-Both take raw BGR pixels as float32 NCHW in [0, 255] and normalise inside the graph, so
+All take raw BGR pixels as float32 NCHW in [0, 255] and normalise inside the graph, so
 pre-processing in the nodes is only resize + transpose.
 """
 
@@ -18,10 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from edge_perception.tasks.classes import DETECTOR_CLASSES, SIGN_CLASSES
+from edge_perception.tasks.classes import DETECTOR_CLASSES
 
 DETECTOR_STRIDE = 4
-SIGN_CROP = 32
 VARIANT_WIDTHS = {'full': 1.0, 'half': 0.5, 'quarter': 0.25}
 
 
@@ -65,10 +65,10 @@ class Detector(nn.Module):
         return torch.cat([heat, raw[:, n : n + 2], offset], dim=1)
 
 
-class SignClassifier(nn.Module):
-    """Crop classifier: (N, 3, 32, 32) -> (N, 8) class probabilities."""
+class CropClassifier(nn.Module):
+    """Crop classifier: (N, 3, 32, 32) -> (N, classes) class probabilities."""
 
-    def __init__(self, width: float) -> None:
+    def __init__(self, width: float, classes: int) -> None:
         super().__init__()
         c1, c2, c3 = (_channels(c, width) for c in (16, 32, 64))
         self.features = nn.Sequential(
@@ -77,7 +77,7 @@ class SignClassifier(nn.Module):
             _conv_bn(c2, c3), nn.MaxPool2d(2),
             _conv_bn(c3, c3),
         )
-        self.classify = nn.Linear(c3, len(SIGN_CLASSES))
+        self.classify = nn.Linear(c3, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * (1.0 / 255.0) - 0.5

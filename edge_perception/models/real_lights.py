@@ -193,7 +193,7 @@ def train_and_validation(crops: Sequence[Crop]) -> tuple[list[Crop], list[Crop]]
                                                         if i % 7 == 0])
 
 
-def _augment(patch: Image, rng: np.random.Generator) -> Image:
+def augment(patch: Image, rng: np.random.Generator) -> Image:
     """Sensor and light variation of one pasted crop: exposure, white balance, blur or
     motion blur, noise."""
     out: npt.NDArray[Any] = (patch.astype(np.float32) * rng.uniform(0.6, 1.4)
@@ -256,7 +256,7 @@ def training_frames(crops: Sequence[Crop], count: int, *, seed: int) -> list[Any
                 continue
             taken.append(box)
             patch = cv2.resize(crop.image, (width, height), interpolation=cv2.INTER_AREA)
-            image[y:y + height, x:x + width] = _augment(np.asarray(patch, np.uint8), rng)
+            image[y:y + height, x:x + width] = augment(np.asarray(patch, np.uint8), rng)
             objects.append(SceneObject('light', crop.label, *box))
         if rng.random() < 0.33:
             ok, encoded = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY,

@@ -1,4 +1,4 @@
-"""Training and ONNX export of the detector and sign classifier variants (needs torch).
+"""Training and ONNX export of the detector and the crop classifiers' variants (needs torch).
 
 Seeded and CPU-only: ``edge-perception train`` retrains every variant on 2 cores in minutes,
 writes ``model_zoo/<model>/<variant>.onnx`` and records file hashes in the manifest.
@@ -18,7 +18,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edge_perception.models.networks import VARIANT_WIDTHS, Detector, SignClassifier
+from edge_perception.models.light_state import real_examples, synthetic_examples
+from edge_perception.models.networks import VARIANT_WIDTHS, CropClassifier, Detector
+from edge_perception.models.real_lights import (
+    Crop,
+    dataset_split,
+    load_crops,
+    train_and_validation,
+    training_frames,
+)
 from edge_perception.runtime.manifest import (
     Manifest,
     ModelEntry,
@@ -28,9 +36,9 @@ from edge_perception.runtime.manifest import (
     same_architecture,
 )
 from edge_perception.synthetic.scenes import Frame, generate_frame
-from edge_perception.tasks.classes import DETECTOR_CLASSES, SIGN_CLASSES
+from edge_perception.tasks.classes import DETECTOR_CLASSES, LIGHT_STATES, SIGN_CLASSES
+from edge_perception.tasks.crops import CROP_SIZE, sign_crop
 from edge_perception.tasks.detector_decoding import INPUT_HEIGHT, INPUT_WIDTH, STRIDE
-from edge_perception.tasks.sign_crops import CROP_SIZE, sign_crop
 
 GRID_H, GRID_W = INPUT_HEIGHT // STRIDE, INPUT_WIDTH // STRIDE
 
@@ -43,9 +51,19 @@ class TrainSettings:
     batch_size: int = 16
     seed: int = 7
     # Frames with real photographed lights (models.real_lights) added to the detector's
-    # training set; 0 = synthetic only. real_data: their folder (None: the wheel's).
+    # training set, whose crops also train the light-state classifier; 0 = synthetic only.
+    # real_data: their folder (None: the wheel's).
     real_frames: int = 0
     real_data: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Synthetic scenes, frames with real lights pasted in, and those real crops."""
+
+    synthetic: list[Frame]
+    real_frames: list[Frame]
+    real_crops: list[Crop]
 
 
 def detector_targets(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,8 +127,9 @@ def _fit(
     model.eval()
 
 
-def train_detector(frames: list[Frame], width: float, settings: TrainSettings) -> Detector:
+def train_detector(data: TrainingData, width: float, settings: TrainSettings) -> Detector:
     torch.manual_seed(settings.seed)
+    frames = data.synthetic + data.real_frames
     images = np.stack([f.image.transpose(2, 0, 1) for f in frames])
     targets = [detector_targets(f) for f in frames]
     heat = np.stack([t[0] for t in targets])
@@ -158,11 +177,16 @@ def sign_examples(
     return np.stack(crops), np.array(labels, np.int64)
 
 
-def train_classifier(frames: list[Frame], width: float, settings: TrainSettings) -> SignClassifier:
+Examples = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def _train_crop_classifier(examples: Examples, classes: int, width: float,
+                           settings: TrainSettings, *, desc: str) -> CropClassifier:
+    """A CropClassifier on fresh ``examples`` (crops, labels) every epoch."""
     torch.manual_seed(settings.seed)
 
     def batches(rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
-        crops, labels = sign_examples(frames, rng, jitter=0.12)
+        crops, labels = examples(rng)
         order = rng.permutation(len(labels))
         size = settings.batch_size * 4
         return [
@@ -175,10 +199,28 @@ def train_classifier(frames: list[Frame], width: float, settings: TrainSettings)
         x, y = batch
         return nn.functional.nll_loss(torch.log(model(x).clamp(min=1e-7)), y)
 
-    model = SignClassifier(width)
-    _fit(model, batches, loss, epochs=settings.classifier_epochs, seed=settings.seed,
-         desc=f'sign_classifier x{width}')
+    model = CropClassifier(width, classes)
+    _fit(model, batches, loss, epochs=settings.classifier_epochs, seed=settings.seed, desc=desc)
     return model
+
+
+def train_sign_classifier(data: TrainingData, width: float,
+                          settings: TrainSettings) -> CropClassifier:
+    return _train_crop_classifier(lambda rng: sign_examples(data.synthetic, rng, jitter=0.12),
+                                  len(SIGN_CLASSES), width, settings,
+                                  desc=f'sign_classifier x{width}')
+
+
+def train_light_state(data: TrainingData, width: float,
+                      settings: TrainSettings) -> CropClassifier:
+    """The lights' state from crops of real lights (when given) and synthetic ones."""
+    def examples(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        real, synthetic = real_examples(data.real_crops, rng), synthetic_examples(
+            data.synthetic, rng)
+        return np.concatenate([real[0], synthetic[0]]), np.concatenate([real[1], synthetic[1]])
+
+    return _train_crop_classifier(examples, len(LIGHT_STATES), width, settings,
+                                  desc=f'light_state x{width}')
 
 
 def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> None:
@@ -221,10 +263,11 @@ def _carry_tuning(zoo: Path, model: str, variant: str, previous: tuple[Path, str
         old_file.unlink()
 
 
-Trainer = Callable[[list[Frame], float, TrainSettings], nn.Module]
+Trainer = Callable[[TrainingData, float, TrainSettings], nn.Module]
 MODEL_SPECS: dict[str, tuple[Trainer, tuple[int, ...], tuple[str, ...]]] = {
     'detector': (train_detector, (1, 3, INPUT_HEIGHT, INPUT_WIDTH), DETECTOR_CLASSES),
-    'sign_classifier': (train_classifier, (1, 3, CROP_SIZE, CROP_SIZE), SIGN_CLASSES),
+    'sign_classifier': (train_sign_classifier, (1, 3, CROP_SIZE, CROP_SIZE), SIGN_CLASSES),
+    'light_state': (train_light_state, (1, 3, CROP_SIZE, CROP_SIZE), LIGHT_STATES),
 }
 
 
@@ -233,25 +276,18 @@ def train_all(
 ) -> Manifest:
     """Train, export and register every requested model variant; returns the new manifest."""
     manifest = Manifest.load_or_empty(zoo)
-    frames = _frames('train', settings.train_frames)
-    real: list[Frame] = []
+    data = TrainingData(_frames('train', settings.train_frames), [], [])
     if settings.real_frames:
-        from edge_perception.models.real_lights import (
-            dataset_split,
-            load_crops,
-            train_and_validation,
-            training_frames,
-        )
-
         crops, _ = train_and_validation(load_crops(dataset_split('dataset_train',
                                                                  settings.real_data)))
-        real = training_frames(crops, settings.real_frames, seed=settings.seed)
+        frames = (training_frames(crops, settings.real_frames, seed=settings.seed)
+                  if 'detector' in models else [])
+        data = TrainingData(data.synthetic, frames, crops)
     for model_name in models:
         trainer, input_shape, classes = MODEL_SPECS[model_name]
         for variant in variants:
             width = VARIANT_WIDTHS[variant]
-            net = trainer(frames + real if model_name == 'detector' else frames, width,
-                          settings)
+            net = trainer(data, width, settings)
             path = zoo / model_name / f'{variant}.onnx'
             previous = _previous_file(manifest, model_name, variant, path)
             export_onnx(net, path, input_shape)

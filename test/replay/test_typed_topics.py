@@ -31,9 +31,9 @@ FRAMES, RATE_HZ = 30, 10.0
 VARIANTS = ['full', 'half', 'quarter']
 # A third task whose 1 ms deadline no job meets: every job becomes a DeadlineMiss.
 TIGHT = {'name': 'tight_lights', 'node': 'tight_light_detector', 'pipeline': 'traffic_light',
-         'period_ms': 100.0, 'deadline_ms': 1.0, 'lane': 'cpu', 'models': ['detector'],
-         'variants': VARIANTS, 'variant': 'full', 'input_topic': '/camera/image_raw',
-         'output_topic': '/perception/tight_lights'}
+         'period_ms': 100.0, 'deadline_ms': 1.0, 'lane': 'cpu',
+         'models': ['detector', 'light_state'], 'variants': VARIANTS, 'variant': 'full',
+         'input_topic': '/camera/image_raw', 'output_topic': '/perception/tight_lights'}
 LIGHTS, SIGNS = '/perception/traffic_lights', '/perception/traffic_signs'
 
 

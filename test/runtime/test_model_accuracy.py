@@ -22,7 +22,7 @@ def store(repo_root: Path, tvm_cache: Path) -> ModelStore:
     return ModelStore(Manifest.load(repo_root / 'model_zoo'), cache_dir=tvm_cache)
 
 
-@pytest.mark.parametrize('model', ['detector', 'sign_classifier'])
+@pytest.mark.parametrize('model', ['detector', 'sign_classifier', 'light_state'])
 @pytest.mark.parametrize('variant', ['full', 'half', 'quarter'])
 def test_recorded_accuracy_is_reached(store: ModelStore, model: str, variant: str) -> None:
     recorded = store.manifest.variant(model, variant).metrics
@@ -37,6 +37,7 @@ def test_recorded_accuracy_is_reached(store: ModelStore, model: str, variant: st
 def test_full_variants_reach_the_targets(store: ModelStore) -> None:
     assert store.manifest.variant('detector', 'full').metrics['light_map50'] >= 0.90
     assert store.manifest.variant('sign_classifier', 'full').metrics['top1'] >= 0.97
+    assert store.manifest.variant('light_state', 'full').metrics['top1'] >= 0.97
 
 
 def test_eval_command_prints_every_variant(capsys: pytest.CaptureFixture[str]) -> None:

@@ -74,9 +74,10 @@ def test_missing_real_data_names_the_fix(tmp_path: Path) -> None:
 def test_the_full_detector_sees_real_lights(repo_root: Path) -> None:
     crops = load_crops(dataset_split('dataset_test', SUBSET))
     store = ModelStore.of(repo_root / 'model_zoo')
-    engine, pipeline = store.engine('detector', 'full'), TrafficLightPipeline()
+    pipeline = TrafficLightPipeline()
     metrics = evaluate_real(
-        lambda frame: run_pipeline(pipeline, lambda _, inputs: engine.run(inputs), frame),
+        lambda frame: run_pipeline(pipeline, lambda model, inputs: store.engine(
+            model, 'full').run(inputs), frame),
         composited(crops, passes=2), crops)
     assert metrics.recall >= FLOOR['recall'], metrics
     assert metrics.false_positives_per_frame <= FLOOR['false_positives_per_frame'], metrics

@@ -16,7 +16,7 @@ VALID: dict[str, Any] = {
               'gpu': {'device': 'cuda', 'threads': 2, 'cpus': []}},
     'tasks': [{
         'name': 'lights', 'node': 'light_node', 'pipeline': 'traffic_light',
-        'period_ms': 50, 'deadline_ms': 40, 'lane': 'gpu', 'models': ['detector'],
+        'period_ms': 50, 'deadline_ms': 40, 'lane': 'gpu', 'models': ['detector', 'light_state'],
         'variants': ['full', 'half'], 'variant': 'half',
         'input_topic': '/camera/image_raw', 'output_topic': '/lights',
     }],
