@@ -1,4 +1,5 @@
-"""Deadline misses: our DeadlineExecutor vs rclpy's Single- and MultiThreadedExecutor.
+"""Deadline misses: our DeadlineExecutor vs stock ROS 2 executors, each configured as a
+newcomer runs it and as an expert would (:data:`ROWS`).
 
 The same workload runs through each executor in turn, in one run: the same models and the
 same recorded drive (a rosbag2 replayed with its original timing). The task set is built
@@ -9,17 +10,17 @@ default), and enough sign tasks that this period is at least URGENT_MARGIN times
 task's own time plus one blocking sign stage. All tasks share the deadline; the tie goes
 to the light task by name, so it has the highest priority on its lane. A frame counts as a
 miss for a task when its output arrives later than the deadline after the frame was sent,
-or never. Our executor runs as ``edge-perception launch`` starts it, a container process per
-lane, with the light task's lane on a core of its own and everything else (the other lane,
-the spinning threads, DDS) elsewhere (:func:`dedicate_urgent_core`); the stock executors run
-every task in one process, unpinned, as they would.
+or never. Every row's containers run in processes of their own, started as ``edge-perception
+launch`` starts them; per-lane rows put the light task's lane on a core of its own and
+everything else (the other lane, the spinning threads, DDS) elsewhere
+(:func:`dedicate_urgent_core`). bench.executor_sweep repeats this over loads and runs.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,12 @@ import numpy as np
 import rclpy
 import yaml
 from rclpy.context import Context
-from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 
 from edge_perception.core.config import PerceptionConfig, load_config
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.figures import pyplot, save
 from edge_perception.monitor.board import TaskRow as ReportedTask
-from edge_perception.ros.container import PerceptionContainer
 from edge_perception.runtime.bring_up import busy_frame, profile_stages
 from edge_perception.runtime.task_models import TaskModels, cpu_placements
 from edge_perception.runtime.tvm.store import ModelStore
@@ -59,32 +58,36 @@ URGENT_RT_PRIORITY = 10
 FINAL_REPORT_S = 2.5
 
 
-class TwoThreadExecutor(MultiThreadedExecutor):
-    """rclpy's MultiThreadedExecutor with one thread per lane: the same parallelism as ours."""
+@dataclass(frozen=True)
+class Setup:
+    """How a row's containers are started (each in processes of their own, the bag player
+    and the collector in the benchmark's process, pinned alike for every row)."""
 
-    def __init__(self, *, context: Context | None = None) -> None:
-        super().__init__(num_threads=2, context=context)
+    executor: str  # the containers' `executor` parameter: 'deadline' (ours) or stock
+    per_lane: bool  # a process per lane with its cores, SCHED_FIFO and nice; else one, unpinned
+    depth_one: bool  # camera subscriptions KEEP_LAST 1 (else the config's, sensor data depth 5)
+    adaptive: bool = False  # RT-mDL variant choice at start-up and adaptation at run time
 
 
 OURS = 'deadline (ours)'
 # Ours again, with RT-mDL's variant choice at start-up and adaptation at run time: it trades
 # accuracy for time, so its row also reports the variants it ended with and the recall.
 OURS_ADAPTIVE = 'deadline+variants (ours)'
-# Stock executors as a ROS 2 real-time engineer would configure them: a container process
-# per lane like ours, with its pinning, SCHED_FIFO and nice, camera subscriptions KEEP_LAST 1
-# (the newest frame wins); the value is the container's `executor` parameter.
-STOCK_PER_LANE = {
-    'stock Single per lane, depth 1': 'single_threaded',
-    'stock Events per lane, depth 1': 'events',
+ROWS: dict[str, Setup] = {
+    OURS: Setup('deadline', per_lane=True, depth_one=False),
+    OURS_ADAPTIVE: Setup('deadline', per_lane=True, depth_one=False, adaptive=True),
+    # Stock executors as a ROS 2 real-time engineer would configure them: our process
+    # layout, pinning and priorities, and the newest frame wins.
+    'stock Single per lane, depth 1': Setup('single_threaded', per_lane=True, depth_one=True),
+    'stock Events per lane, depth 1': Setup('events', per_lane=True, depth_one=True),
+    # ros2/examples' priority executor: each process's most urgent node on its own threads.
+    'stock Priority per lane, depth 1': Setup('priority', per_lane=True, depth_one=True),
+    'stock Priority, one process, depth 1': Setup('priority', per_lane=False, depth_one=True),
+    # As a newcomer runs them: one process, unpinned, the config's QoS.
+    'rclpy SingleThreaded': Setup('single_threaded', per_lane=False, depth_one=False),
+    'rclpy MultiThreaded': Setup('multi_threaded', per_lane=False, depth_one=False),
 }
-# Rows in this process (the player and collector share its GIL): today's plain stock rows.
-EXECUTORS: dict[str, type[Executor] | None] = {
-    OURS: None,
-    OURS_ADAPTIVE: None,
-    **dict.fromkeys(STOCK_PER_LANE),
-    'rclpy SingleThreaded': SingleThreadedExecutor,
-    'rclpy MultiThreaded': TwoThreadExecutor,
-}
+STOCK = [name for name, setup in ROWS.items() if setup.executor != 'deadline']
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,10 @@ class TaskRow:
     deadline_ms: float
     frames: int
     misses: int
+    dropped: int  # due outputs that never came (the rest of the misses came late)
     p50_ms: float
     p99_ms: float
+    max_ms: float
     schedulable: bool | None
     rta_ms: float | None  # ours: the analysis's response-time bound (inf: unbounded)
     variant: str  # at the end of the run
@@ -108,6 +113,11 @@ class TaskRow:
     @property
     def miss_ratio(self) -> float:
         return self.misses / self.frames if self.frames else float('nan')
+
+    @property
+    def jitter_ms(self) -> float:
+        """Standard deviation of the response times (reference-system's jitter KPI)."""
+        return float(np.std(self.response_ms)) if self.response_ms else float('nan')
 
 
 @dataclass(frozen=True)
@@ -201,63 +211,59 @@ def dedicate_urgent_core(raw: dict[str, Any], *, urgent_lane: str, other_lane: s
 
 
 def run_one(name: str, workload: Workload) -> list[TaskRow]:
+    """One row: its containers started as ``ROWS[name]`` says, the bag played to them."""
     context = Context()
     rclpy.init(context=context)
     try:
-        baseline = EXECUTORS[name]
-        if name in STOCK_PER_LANE:
-            return run_lane_processes(workload, context, name, stock=STOCK_PER_LANE[name])
-        if baseline is None:
-            return run_lane_processes(workload, context,
-                                      OURS_ADAPTIVE if name == OURS_ADAPTIVE else OURS)
-        container = PerceptionContainer(workload.config, context=context, select_variants=False,
-                                        adapt_variants=False, baseline=baseline)
-        try:
-            collector = drive(workload.config, spin=container.spin_once, context=context,
-                              bag=workload.bag)
-        finally:
-            container.destroy()
-        return task_rows(name, collector, {})
+        return run_lane_processes(workload, context, name, ROWS[name])
     finally:
         rclpy.try_shutdown(context=context)
 
 
-def run_lane_processes(workload: Workload, context: Context, name: str, *,
-                       stock: str | None = None) -> list[TaskRow]:
-    """Containers as ``edge-perception launch`` starts them (one process per lane with
-    ``process_per_lane``), read back from /diagnostics after the drive: ours (adapting
-    variants as on a car for OURS_ADAPTIVE, else holding the configured ones), or spinning
-    the ``stock`` executor with KEEP_LAST 1 camera subscriptions."""
-    config_file = workload.config.source
-    parameters = dict(FIXED_VARIANTS) if name != OURS_ADAPTIVE else {}
-    if stock is not None:
-        config_file = depth_one_config(workload)
-        parameters['executor'] = stock
+def run_lane_processes(workload: Workload, context: Context, name: str,
+                       setup: Setup) -> list[TaskRow]:
+    """Containers as ``edge-perception launch`` starts them for ``setup``, read back from
+    /diagnostics after the drive (ours report their own misses and analysis)."""
+    parameters = {} if setup.adaptive else dict(FIXED_VARIANTS)
+    parameters['executor'] = setup.executor
+    config_file = row_config(workload, setup)
     observer = Observer(context, 'executor_benchmark')
     try:
         with off_lane_cores(workload.config.executor_cpus), \
                 ChildProcesses(log_dir=workload.bag.parent) as children:
             children.start_containers(plan_launch(config_file).containers,
-                                      parameters=parameters or None)
+                                      parameters=parameters)
             observer.wait_for_lanes((lane.name for lane in workload.config.lanes), children)
             collector = drive(workload.config, spin=observer.spin, context=context,
                               bag=workload.bag)
             observer.spin_for(FINAL_REPORT_S)
             children.check()
         # A stock container's scheduler runs no job: only ours reports its own misses.
-        reported = {} if stock is not None else {
+        reported = {} if setup.executor != 'deadline' else {
             row.task: row for row in observer.board.snapshot().tasks}
         return task_rows(name, collector, reported)
     finally:
         observer.destroy()
 
 
-def depth_one_config(workload: Workload) -> Path:
-    """The workload's config with every camera subscription KEEP_LAST 1."""
+def row_config(workload: Workload, setup: Setup) -> Path:
+    """The workload's config as ``setup`` runs it: KEEP_LAST 1 camera subscriptions, or one
+    process with no pinning or priorities (as rclpy's executors run by default)."""
+    if not setup.depth_one and setup.per_lane:
+        return workload.config.source
     raw = yaml.safe_load(workload.config.source.read_text())
-    raw['inputs'] = {topic: {'reliability': 'reliable', 'depth': 1}
-                     for topic in {task.input_topic for task in workload.config.tasks}}
-    path = workload.config.source.with_name('depth_one.yaml')
+    if setup.depth_one:
+        raw['inputs'] = {topic: {'reliability': 'reliable', 'depth': 1}
+                         for topic in {task.input_topic for task in workload.config.tasks}}
+    if not setup.per_lane:
+        raw['process_per_lane'] = False
+        raw.pop('executor_cpus', None)
+        for lane in raw['lanes'].values():
+            for key in ('cpus', 'nice', 'rt_priority'):
+                lane.pop(key, None)
+    path = workload.config.source.with_name(
+        f'{setup.executor}_{"lanes" if setup.per_lane else "one"}_'
+        f'{"depth1" if setup.depth_one else "qos"}.yaml')
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -274,7 +280,9 @@ def task_rows(name: str, collector: DetectionCollector,
             executor=name, task=task_name, lane=result.task.lane,
             deadline_ms=result.task.deadline_ms, frames=collector.frames[result.task.input_topic],
             misses=result.misses(frame_stamps(collector, result.task.input_topic)),
-            p50_ms=times.p50_ms, p99_ms=times.p99_ms,
+            dropped=max(0, result.expected(frame_stamps(collector, result.task.input_topic))
+                        - result.received),
+            p50_ms=times.p50_ms, p99_ms=times.p99_ms, max_ms=times.max_ms,
             schedulable=None if report is None else {'true': True, 'false': False}.get(
                 report.schedulable),
             # /diagnostics writes an unbounded response as n/a.
@@ -297,15 +305,14 @@ def executor_misses(report: ReportedTask) -> tuple[int, int, int]:
     return report.late, report.drops, report.skipped
 
 
-def compare(base: PerceptionConfig, out_dir: Path, *, frames: int, load: float,
-            sign_tasks: int, resolution: tuple[int, int] | None = None
-            ) -> tuple[Workload, list[TaskRow]]:
-    workload = build_workload(base, out_dir, load=load, sign_tasks=sign_tasks, frames=frames,
-                              process_per_lane=True, resolution=resolution)
-    rows = []
-    for name in EXECUTORS:
-        rows.extend(run_one(name, workload))
-    return workload, rows
+def compare(workload: Workload, *, rows: Sequence[str] = tuple(ROWS),
+            progress: Callable[[str], None] = lambda _: None) -> list[TaskRow]:
+    """Every row of ``rows`` on ``workload``, one after the other."""
+    measured = []
+    for name in rows:
+        progress(f'  {name}')
+        measured.extend(run_one(name, workload))
+    return measured
 
 
 def overall_miss_ratio(rows: Sequence[TaskRow], executor: str) -> float:
@@ -316,29 +323,30 @@ def overall_miss_ratio(rows: Sequence[TaskRow], executor: str) -> float:
 def format_report(workload: Workload, rows: Sequence[TaskRow]) -> str:
     lines = [f'camera {workload.rate_hz:.1f} Hz; lane load (measured cost / period): '
              + ', '.join(f'{lane} {u:.2f}' for lane, u in sorted(workload.utilisation.items())),
-             f'{"executor":<32} {"task":<16} {"lane":<4} {"deadline":>9} {"miss ratio":>10} '
-             f'{"p50 ms":>8} {"p99 ms":>8} {"RTA ms":>9} {"late/drop/skip":>15} '
-             f'{"variant":>8} {"recall":>6} {"engine":>11}']
+             f'{"executor":<36} {"task":<16} {"lane":<4} {"deadline":>9} {"miss ratio":>10} '
+             f'{"dropped":>7} {"p50 ms":>7} {"p99 ms":>7} {"max ms":>7} {"jitter":>6} '
+             f'{"RTA ms":>9} {"late/drop/skip":>15} {"variant":>8} {"recall":>6} {"engine":>11}']
     for r in rows:
         rta = '-' if r.schedulable is None else (
             f'{"ok" if r.schedulable else "no"} {r.rta_ms:>6.1f}')
         inside = '-' if r.executor_misses is None else '/'.join(map(str, r.executor_misses))
-        lines.append(f'{r.executor:<32} {r.task:<16} {r.lane:<4} {r.deadline_ms:>7.1f}ms '
-                     f'{r.miss_ratio:>10.3f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {rta:>9} '
-                     f'{inside:>15} {r.variant:>8} {r.recall:>6.3f} {r.engine:>11}')
+        lines.append(f'{r.executor:<36} {r.task:<16} {r.lane:<4} {r.deadline_ms:>7.1f}ms '
+                     f'{r.miss_ratio:>10.3f} {r.dropped:>7} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f} '
+                     f'{r.max_ms:>7.1f} {r.jitter_ms:>6.1f} {rta:>9} {inside:>15} '
+                     f'{r.variant:>8} {r.recall:>6.3f} {r.engine:>11}')
     ours = overall_miss_ratio(rows, OURS)
-    best_name = min((n for n in EXECUTORS if n not in (OURS, OURS_ADAPTIVE)),
-                    key=lambda n: overall_miss_ratio(rows, n))
+    best_name = min(STOCK, key=lambda n: overall_miss_ratio(rows, n))
     best = overall_miss_ratio(rows, best_name)
-    lines.append('miss ratio: end to end (frame sent to output received); RTA: our response-time '
-                 f'analysis (WCETs: measured stage maxima x {workload.config.wcet_margin:g}) and '
-                 'its bound; late/drop/skip: what our scheduler itself counted (the span the '
-                 'RTA bounds)')
+    lines.append('miss ratio: end to end (frame sent to output received); dropped: due outputs '
+                 'that never came; jitter: standard deviation of the response (ms); RTA: our '
+                 'response-time analysis (WCETs: measured stage maxima x '
+                 f'{workload.config.wcet_margin:g}) and its bound; late/drop/skip: what our '
+                 'scheduler itself counted (the span the RTA bounds)')
     # Only with fixed variants does the final verdict describe the whole run.
     lines.append(admitted_summary(rows, OURS))
     lines.append('')
-    for name in EXECUTORS:
-        lines.append(f'overall miss ratio {name:<32} {overall_miss_ratio(rows, name):.3f}, '
+    for name in ROWS:
+        lines.append(f'overall miss ratio {name:<36} {overall_miss_ratio(rows, name):.3f}, '
                      f'mean recall {mean_recall(rows, name):.3f}')
     adaptive = overall_miss_ratio(rows, OURS_ADAPTIVE)
     for label, mine in (('ours with variant adaptation', adaptive), ('ours', ours)):
@@ -375,7 +383,7 @@ def plot(workload: Workload, rows: Sequence[TaskRow], path: Path) -> None:
     plt = pyplot()
     deadline = rows[0].deadline_ms
     figure, (cdf, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for index, name in enumerate(EXECUTORS):
+    for index, name in enumerate(ROWS):
         colour = f'C{index}'
         mine = [r for r in rows if r.executor == name]
         for subset, style, label in ((mine, '-', 'all tasks'),
@@ -386,7 +394,7 @@ def plot(workload: Workload, rows: Sequence[TaskRow], path: Path) -> None:
                 cdf.plot(samples, np.arange(1, samples.size + 1) / samples.size, style,
                          color=colour, label=f'{name}: {label}')
         tasks = [r.task for r in mine]
-        width = 0.8 / len(EXECUTORS)
+        width = 0.8 / len(ROWS)
         bars.bar(np.arange(len(tasks)) + index * width, [r.miss_ratio for r in mine], width,
                  color=colour, label=name)
     cdf.axvline(deadline, color='black', linestyle=':', label=f'deadline {deadline:.0f} ms')

@@ -34,15 +34,21 @@ class BenchSettings:
     streams: tuple[int, ...]
     stream_seconds: float
     executor_frames: int
+    executor_loads: tuple[float, ...]
+    executor_runs: int
+    camera_rates: tuple[float, ...]  # the F1TENTH rate search
+    rate_seconds: float
     transport_frames: int
     resolution: tuple[int, int] | None = None  # the executor benchmark's frames (320x240)
 
     @classmethod
     def named(cls, mode: str) -> BenchSettings:
         if mode == 'quick':
-            return cls((1,), (1,), 10, (1, 2, 4), 5, (1, 2), 2.0, 60, 30)
+            return cls((1,), (1,), 10, (1, 2, 4), 5, (1, 2), 2.0, 60, (0.8, 1.2), 1,
+                       (30.0, 90.0), 3.0, 30)
         if mode == 'full':
-            return cls((1, 4), (1, 2), 50, (1, 2, 4, 8), 20, (1, 2, 3, 4), 10.0, 300, 300)
+            return cls((1, 4), (1, 2), 50, (1, 2, 4, 8), 20, (1, 2, 3, 4), 10.0, 300,
+                       (0.6, 0.8, 1.0, 1.2, 1.5), 3, (15.0, 30.0, 60.0, 90.0, 120.0), 8.0, 300)
         raise ValueError(f'unknown bench mode {mode!r} (choose quick or full)')
 
 
@@ -145,17 +151,32 @@ def _throughput(config: PerceptionConfig, out_dir: Path, settings: BenchSettings
 
 def _executors(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,
                say: Callable[[str], None]) -> list[str]:
-    from edge_perception.bench import executor_comparison
+    from edge_perception.bench import executor_comparison, executor_sweep, f1tenth_rates
 
     with tempfile.TemporaryDirectory() as scratch:
-        workload, rows = executor_comparison.compare(
-            config, Path(scratch), frames=settings.executor_frames, load=1.2, sign_tasks=10,
-            resolution=settings.resolution)
-    table = executor_comparison.format_report(workload, rows)
+        runs = executor_sweep.sweep(
+            config, Path(scratch) / 'sweep', loads=settings.executor_loads,
+            runs=settings.executor_runs, frames=settings.executor_frames, sign_tasks=10,
+            resolution=settings.resolution, progress=say)
+        rates = f1tenth_rates.rate_search(config, Path(scratch), rates=settings.camera_rates,
+                                          seconds=settings.rate_seconds, progress=say)
+    summary = executor_sweep.format_sweep(runs)
+    say(summary)
+    executor_sweep.plot_sweep(runs, out_dir / 'executor_sweep.png')
+    # Per task, at the most loaded point's first run: every KPI and our analysis.
+    detail = max(runs, key=lambda run: (run.load, -run.run))
+    table = executor_comparison.format_report(detail.workload, detail.rows)
     say(table)
-    executor_comparison.plot(workload, rows, out_dir / 'executors.png')
-    return ['## Deadline misses: DeadlineExecutor vs the stock rclpy executors',
-            *_block(table), '', '![response-time CDFs](executors.png)']
+    executor_comparison.plot(detail.workload, detail.rows, out_dir / 'executors.png')
+    rate_table = f1tenth_rates.format_rates(rates)
+    say(rate_table)
+    f1tenth_rates.plot_rates(rates, out_dir / 'camera_rates.png')
+    return ['## Deadline misses: DeadlineExecutor vs stock ROS 2 executors, by load',
+            *_block(summary), '', '![miss ratio and urgent p99 vs load](executor_sweep.png)', '',
+            f'### Per task at {detail.load:g}x load (run 1)', *_block(table), '',
+            '![response-time CDFs](executors.png)', '',
+            "## Highest camera rate sustained: F1TENTH configuration with a car's other work",
+            *_block(rate_table), '', '![sustained camera rate](camera_rates.png)']
 
 
 def _transport(config: PerceptionConfig, out_dir: Path, settings: BenchSettings,

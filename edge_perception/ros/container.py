@@ -54,6 +54,7 @@ from edge_perception.ros.message_adapter import (
     message_adapter,
     time_from_ns,
 )
+from edge_perception.ros.stock_executors import STOCK_EXECUTORS, PriorityExecutor
 from edge_perception.ros.subscriber_types import SubscriberTypeCheck
 from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos
 from edge_perception.runtime.bring_up import bring_up
@@ -100,6 +101,12 @@ class PerceptionContainer:
             self.executor = baseline(context=context)
         for any_node in (self.node, *self.nodes):
             self.executor.add_node(any_node)
+        if isinstance(self.executor, PriorityExecutor) and self.nodes:
+            # As an engineer would mark it: the node of this process's most urgent task.
+            urgent = min(self.nodes, key=lambda n: self.scheduler.priorities[n.task.name])
+            self.executor.add_high_priority_node(urgent)
+            self.log.info(f'priority executor: {urgent.get_name()} on the high-priority '
+                          'threads, every other callback on one thread')
         self.adapter_policy: VariantAdapter | None = None
         if self.runtime.variant_table is not None:
             self.adapter_policy = VariantAdapter(tasks=self.runtime.variant_table,
@@ -215,17 +222,6 @@ class PerceptionContainer:
         self.node.destroy_node()
 
 
-def stock_executors() -> dict[str, type[Executor]]:
-    """The stock rclpy executors a container process can spin instead of ours (parameter
-    ``executor``), for benchmarks that compare them under the same process layout."""
-    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-    from rclpy.experimental.events_executor import EventsExecutor
-
-    return {'single_threaded': SingleThreadedExecutor,
-            'multi_threaded': MultiThreadedExecutor,
-            'events': EventsExecutor}  # type: ignore[dict-item]
-
-
 def run_container(args: list[str] | None = None, *, only_task: str | None = None) -> None:
     """Init rclpy, read the container's parameters (``config_file``; ``lane``: host that lane
     alone, '' = every lane; ``select_variants``, ``adapt_variants``; ``executor``: 'deadline'
@@ -245,8 +241,8 @@ def run_container(args: list[str] | None = None, *, only_task: str | None = None
         lane: str = parameter('lane', '', 'Host only the tasks of this lane (process_per_lane)')
         executor: str = parameter('executor', 'deadline',
                                   'deadline (ours) or a stock rclpy executor to compare: '
-                                  + ', '.join(stock_executors()))
-        stock = stock_executors()
+                                  + ', '.join(STOCK_EXECUTORS))
+        stock = STOCK_EXECUTORS
         if executor != 'deadline' and executor not in stock:
             raise ConfigError(f"parameter executor: {executor!r} is not 'deadline' or one of "
                               f'{list(stock)}')

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from functools import partial
 from pathlib import Path
 
 from edge_perception.bench.executor_comparison import (
-    EXECUTORS,
+    ROWS,
     TaskRow,
     Workload,
     format_report,
     plot,
 )
+from edge_perception.bench.executor_sweep import LoadRun, format_sweep, plot_sweep
+from edge_perception.bench.f1tenth_rates import RateRun, format_rates, plot_rates, sustained_rates
 from edge_perception.bench.model_latency import (
     LatencyRow,
     _alternating,
@@ -22,16 +26,22 @@ from edge_perception.bench.model_latency import (
 from edge_perception.core.config import load_config
 
 
-def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
-    rows = [TaskRow(executor=name, task=task, lane='cpu', deadline_ms=80.0, frames=10,
-                    misses=index, p50_ms=20.0, p99_ms=60.0,
+def rows_of(misses: int = 0) -> list[TaskRow]:
+    """Every row of the benchmark: row ``index`` misses ``index + misses`` of 10 frames."""
+    return [TaskRow(executor=name, task=task, lane='cpu', deadline_ms=80.0, frames=10,
+                    misses=min(10, index + misses), dropped=1, p50_ms=20.0, p99_ms=60.0 + index,
+                    max_ms=70.0,
                     schedulable=True if index == 0 else None,
                     rta_ms=45.0 if index == 0 else None,
                     executor_misses=(0, 7, 1) if index == 0 else None,
                     variant='half' if index == 1 else 'full', recall=0.9 - index / 10,
                     engine='tvm' if index == 0 else '-',
                     response_ms=tuple(10.0 + 5 * i + 30 * index for i in range(10)))
-            for index, name in enumerate(EXECUTORS) for task in ('traffic_light', 'sign_0')]
+            for index, name in enumerate(ROWS) for task in ('traffic_light', 'sign_0')]
+
+
+def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
+    rows = rows_of()
     workload = Workload(load_config(repo_root / 'config' / 'f1tenth.yaml'), 12.5,
                         {'cpu': 1.3, 'gpu': 1.5}, tmp_path / 'bag', 'traffic_light')
     out = tmp_path / 'figure.png'
@@ -42,6 +52,8 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     ours = [line for line in report if line.startswith('deadline (ours)')]
     # RTA verdict and bound; late/dropped/skipped inside
     assert ours[0].split()[-6:] == ['ok', '45.0', '0/7/1', 'full', '0.900', 'tvm']
+    # dropped, p50, p99, max, jitter (the standard deviation of 10, 15, ..., 55 ms)
+    assert ours[0].split()[-11:-6] == ['1', '20.0', '60.0', '70.0', '14.4']
     adaptive = [line for line in report if line.startswith('deadline+variants (ours)')]
     assert adaptive[0].split()[-3:] == ['half', '0.800', '-']
     assert 'overall miss ratio deadline+variants (ours) 0.100, mean recall 0.800' in [
@@ -52,6 +64,26 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     # The per-lane stock rows are baselines too: the best of them here.
     assert ('ours vs the best stock baseline (stock Single per lane, depth 1): 100.0% fewer'
             in report[-2])
+
+
+def test_the_sweep_reports_and_plots_every_row_by_load(repo_root: Path,
+                                                       tmp_path: Path) -> None:
+    workload = Workload(load_config(repo_root / 'config' / 'f1tenth.yaml'), 12.5,
+                        {'cpu': 1.3, 'gpu': 1.5}, tmp_path / 'bag', 'traffic_light')
+    runs = [LoadRun(load, run, workload, rows_of(misses=0 if load < 1 else 2 + run))
+            for load in (0.8, 1.2) for run in range(3)]
+    out = tmp_path / 'sweep.png'
+    plot_sweep(runs, out)
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    report = [' '.join(line.split()) for line in format_sweep(runs).splitlines()]
+    for name in ROWS:
+        assert sum(line.startswith(f'0.8 {name} ') for line in report) == 1, name
+    # At 1.2x ours misses 2, 3, 4 of 10 a task: the median and the spread over the runs.
+    assert '1.2 deadline (ours) 0.300 [0.200-0.400] 0.300 [0.200-0.400] 60.0 0.900' in report
+    assert ('1.2x: deadline (ours) vs the best stock row (stock Single per lane, depth 1): '
+            '40.0% fewer misses (target >= 40%); urgent task 0.300 vs 0.500 (target <= a '
+            'tenth)') in report
+    assert sum(line.startswith('0.8x run') for line in report) == 3
 
 
 def test_model_latency_rows_name_the_database_and_the_ratio() -> None:
@@ -84,3 +116,21 @@ def test_fast_models_get_more_turns_up_to_a_cap() -> None:
     gets the asked repeats, never fewer."""
     assert _enough_repeats((lambda: None,), 5) == 500
     assert _enough_repeats((partial(time.sleep, 0.01),), 5, seconds=0.05) == 5
+
+
+def test_the_sustained_rate_is_the_last_before_the_urgent_task_misses(tmp_path: Path) -> None:
+    def runs_with(urgent_misses: dict[float, int]) -> list[RateRun]:
+        return [RateRun(rate, [dataclasses.replace(row, misses=urgent_misses[rate])
+                               if row.task == 'traffic_light' else row for row in rows_of()])
+                for rate in urgent_misses]
+
+    # 10 frames a row: 0 misses holds, 1 (10 %) does not; a later recovery does not count.
+    held = sustained_rates(runs_with({15.0: 0, 30.0: 0, 60.0: 1, 90.0: 0}))
+    assert held['deadline (ours)'] == 30.0
+    assert math.isnan(sustained_rates(runs_with({15.0: 1, 30.0: 0}))['deadline (ours)'])
+    runs = runs_with({30.0: 0, 90.0: 3})
+    table = format_rates(runs).splitlines()
+    assert table[2].split()[-1] == '30Hz'
+    out = tmp_path / 'rates.png'
+    plot_rates(runs, out)
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

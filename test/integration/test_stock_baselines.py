@@ -1,6 +1,6 @@
-"""The executor benchmark's expert-configured stock baseline: a container process per lane,
-spinning a stock rclpy executor with the lane's pinning and priority (applied or logged),
-camera subscriptions KEEP_LAST 1, started exactly as ours is."""
+"""The executor benchmark's stock baselines: a container process per lane, spinning a stock
+executor with the lane's pinning and priority (applied or logged), camera subscriptions
+KEEP_LAST 1, started exactly as ours is; and every row of the benchmark in a short run."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from rclpy.context import Context
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from edge_perception.bench.executor_comparison import STOCK_PER_LANE
+from edge_perception.bench.executor_comparison import ROWS
+from edge_perception.bench.executor_sweep import sweep
+from edge_perception.core.config import load_config
 from edge_perception.core.launch_plan import plan_launch
 from edge_perception.ros.image_conversion import encode_bgr8
 from edge_perception.ros.message_adapter import message_adapter
@@ -38,7 +40,19 @@ def lane_config(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize('executor', sorted(set(STOCK_PER_LANE.values())))
+PER_LANE_STOCK = sorted({setup.executor for setup in ROWS.values()
+                         if setup.per_lane and setup.executor != 'deadline'})
+
+
+def test_the_baselines_are_the_documented_ones() -> None:
+    assert PER_LANE_STOCK == ['events', 'priority', 'single_threaded']
+    one_process = {(s.executor, s.depth_one) for s in ROWS.values() if not s.per_lane}
+    assert one_process == {('single_threaded', False), ('multi_threaded', False),
+                           ('priority', True)}
+    assert all(s.depth_one for s in ROWS.values() if s.per_lane and s.executor != 'deadline')
+
+
+@pytest.mark.parametrize('executor', PER_LANE_STOCK)
 def test_a_stock_lane_container_runs_as_documented(
         tmp_path: Path, ros_context: Context, executor: str) -> None:
     config = lane_config(tmp_path)
@@ -62,6 +76,9 @@ def test_a_stock_lane_container_runs_as_documented(
                              r'(priority 10|10 not permitted)', log), log
             # KEEP_LAST 1: the newest frame wins (DDS does not tell other processes a depth).
             assert 'subscribed to /camera/image_raw: reliable, KEEP_LAST 1' in log
+            if executor == 'priority':
+                assert ('priority executor: traffic_light_detector on the high-priority '
+                        'threads') in log
             frame = Image()
             encode_bgr8(generate_frame('test', 3).image, frame)
             frame.header.stamp.sec = 3
@@ -86,3 +103,21 @@ def test_an_unknown_executor_is_refused_by_name(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "parameter executor: 'fifo' is not 'deadline' or one of" in result.stderr
+
+
+def test_a_short_run_produces_every_row(repo_root: Path, tmp_path: Path) -> None:
+    """The benchmark end to end, one load, one run, a few frames: each row's containers
+    start, take the drive and answer, ours with their analysis, the stock ones without."""
+    base = load_config(repo_root / 'config' / 'f1tenth.yaml')
+    [run] = sweep(base, tmp_path, loads=(0.8,), runs=1, frames=12, sign_tasks=2)
+    tasks = {task.name for task in run.workload.config.tasks}
+    assert len(tasks) == 3
+    for name, setup in ROWS.items():
+        mine = [row for row in run.rows if row.executor == name]
+        assert {row.task for row in mine} == tasks, name
+        assert all(row.frames == 12 for row in mine), name
+        # Every task answered some frames (no row is a configuration that never ran).
+        assert all(len(row.response_ms) > 0 for row in mine), name
+        reported = [row.schedulable is not None for row in mine]
+        assert all(reported) if setup.executor == 'deadline' else not any(reported), name
+    assert (run.workload.bag.parent / 'priority_one_depth1.yaml').is_file()
