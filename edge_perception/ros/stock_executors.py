@@ -48,10 +48,11 @@ class PriorityExecutor(Executor):
         pool.submit(handler)
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
-        done = super().shutdown(timeout_sec)
-        self._high.shutdown(wait=False, cancel_futures=True)
-        self._low.shutdown(wait=False, cancel_futures=True)
-        return done
+        # Callbacks already handed to a pool finish first (a cancelled one would leave its
+        # coroutine never awaited, one run after would find its entities destroyed).
+        self._high.shutdown(wait=True)
+        self._low.shutdown(wait=True)
+        return super().shutdown(timeout_sec)
 
 
 STOCK_EXECUTORS: dict[str, type[Executor]] = {
