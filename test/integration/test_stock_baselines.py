@@ -116,8 +116,8 @@ def test_a_short_run_produces_every_row(repo_root: Path, tmp_path: Path) -> None
         mine = [row for row in run.rows if row.executor == name]
         assert {row.task for row in mine} == tasks, name
         assert all(row.frames == 12 for row in mine), name
-        # Every task answered some frames (no row is a configuration that never ran).
-        assert all(len(row.response_ms) > 0 for row in mine), name
-        reported = [row.schedulable is not None for row in mine]
+        # The row's containers ran and answered (ours may drop jobs it cannot finish in time).
+        assert sum(len(row.response_ms) for row in mine) > 0, name
+        reported = [row.executor_misses is not None for row in mine]
         assert all(reported) if setup.executor == 'deadline' else not any(reported), name
     assert (run.workload.bag.parent / 'priority_one_depth1.yaml').is_file()
