@@ -31,9 +31,6 @@ from edge_perception.bench.executor_comparison import (
 from edge_perception.core.config import PerceptionConfig
 from edge_perception.figures import pyplot, save
 
-FULL_LOADS = (0.6, 0.8, 1.0, 1.2, 1.5)
-QUICK_LOADS = (0.8, 1.2)
-
 
 @dataclass(frozen=True)
 class LoadRun:

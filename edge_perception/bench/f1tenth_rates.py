@@ -32,8 +32,6 @@ from edge_perception.figures import pyplot, save
 from edge_perception.tools.bags import write_synthetic_bag
 from edge_perception.tools.lane_processes import ChildProcesses
 
-FULL_RATES = (15.0, 30.0, 60.0, 90.0, 120.0)
-QUICK_RATES = (30.0, 90.0)
 SUSTAINED = 0.01  # the urgent task's miss ratio a sustained rate stays under
 URGENT_TASK = 'traffic_light'
 

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CHANNEL, SIGN_CLASSES
 from edge_perception.tasks.crops import light_crop, sign_crop
 from edge_perception.tasks.detections import Detection
-from edge_perception.tasks.detector_decoding import decode_peaks
+from edge_perception.tasks.detector_decoding import Peak, decode_peaks
 from edge_perception.tasks.frames import Frame
 from edge_perception.tasks.model_spec import ModelSpec
 from edge_perception.tasks.preprocessing import prepare
@@ -64,6 +64,23 @@ class TaskPipeline(Protocol):
         ...
 
 
+def _named(image: npt.NDArray[np.uint8], peaks: Sequence[Peak], model: str,
+           cut: Callable[..., Array], classes: Sequence[str]) -> DetectionStages:
+    """Each peak's crop (``cut`` from the frame) named by the crop classifier ``model``; a
+    detection's score is the peak's times its class's probability."""
+    detections = []
+    for p in peaks:
+        crop = cut(image, p.x, p.y, p.width, p.height)
+        probabilities = (yield Inference(model, crop[None]))[0]
+        class_id = int(np.argmax(probabilities))
+        detections.append(Detection(
+            label=classes[class_id], class_id=class_id,
+            score=p.score * float(probabilities[class_id]),
+            x=p.x, y=p.y, width=p.width, height=p.height,
+        ))
+    return detections
+
+
 class TrafficLightPipeline:
     """Lights located by the shared detector's four state heatmaps, their state named by the
     light-state classifier on each light's crop (as Autoware's traffic-light pipeline does:
@@ -86,17 +103,7 @@ class TrafficLightPipeline:
         peaks = decode_peaks(output, channels=tuple(range(len(LIGHT_STATES))),
                              image_width=image.shape[1], image_height=image.shape[0],
                              threshold=self.threshold, max_peaks=self.max_lights)
-        detections = []
-        for p in peaks:
-            crop = light_crop(image, p.x, p.y, p.width, p.height)
-            probabilities = (yield Inference('light_state', crop[None]))[0]
-            state = int(np.argmax(probabilities))
-            detections.append(Detection(
-                label=LIGHT_STATES[state], class_id=state,
-                score=p.score * float(probabilities[state]),
-                x=p.x, y=p.y, width=p.width, height=p.height,
-            ))
-        return detections
+        return (yield from _named(image, peaks, 'light_state', light_crop, LIGHT_STATES))
 
 
 class SignPipeline:
@@ -120,17 +127,7 @@ class SignPipeline:
         peaks = decode_peaks(output, channels=(SIGN_CHANNEL,), image_width=image.shape[1],
                              image_height=image.shape[0], threshold=self.threshold,
                              max_peaks=self.max_signs)
-        detections = []
-        for p in peaks:
-            crop = sign_crop(image, p.x, p.y, p.width, p.height)
-            probabilities = (yield Inference('sign_classifier', crop[None]))[0]
-            class_id = int(np.argmax(probabilities))
-            detections.append(Detection(
-                label=SIGN_CLASSES[class_id], class_id=class_id,
-                score=p.score * float(probabilities[class_id]),
-                x=p.x, y=p.y, width=p.width, height=p.height,
-            ))
-        return detections
+        return (yield from _named(image, peaks, 'sign_classifier', sign_crop, SIGN_CLASSES))
 
 
 class YoloPipeline:
