@@ -109,9 +109,12 @@ def format_rates(runs: Sequence[RateRun]) -> str:
         cells = ' '.join(
             f'{run.urgent_miss_ratio(name):>5.3f}/{overall_miss_ratio(run.rows, name):<4.2f}'
             for run in sorted(runs, key=lambda r: r.rate_hz))
-        lines.append(f'{name:<36} {cells} {held[name]:>8g}Hz')
+        rate = held[name]
+        shown = 'none' if math.isnan(rate) else (
+            f'>={rate:g}Hz' if rate == rates[-1] else f'{rate:g}Hz')
+        lines.append(f'{name:<36} {cells} {shown:>10}')
     lines.append(f'sustained: the highest rate tried with < {SUSTAINED:.0%} urgent misses at '
-                 'it and every lower rate')
+                 'it and every lower rate (>=: the highest rate tried held)')
     return '\n'.join(lines)
 
 

@@ -131,6 +131,8 @@ def test_the_sustained_rate_is_the_last_before_the_urgent_task_misses(tmp_path: 
     runs = runs_with({30.0: 0, 90.0: 3})
     table = format_rates(runs).splitlines()
     assert table[2].split()[-1] == '30Hz'
+    assert format_rates(runs_with({30.0: 0, 90.0: 0})).splitlines()[2].split()[-1] == '>=90Hz'
+    assert format_rates(runs_with({30.0: 2, 90.0: 0})).splitlines()[2].split()[-1] == 'none'
     out = tmp_path / 'rates.png'
     plot_rates(runs, out)
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
