@@ -46,8 +46,8 @@ def realistic_input(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 
 def test_every_variant_is_committed_and_small() -> None:
-    assert len(COMMITTED) == 6
-    assert {m for m, _ in COMMITTED} == {'detector', 'sign_classifier'}
+    assert len(COMMITTED) == 9
+    assert {m for m, _ in COMMITTED} == {'detector', 'sign_classifier', 'light_state'}
 
 
 @pytest.mark.parametrize(('model', 'variant'), COMMITTED)
