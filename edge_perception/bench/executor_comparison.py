@@ -189,7 +189,8 @@ def dedicate_urgent_core(raw: dict[str, Any], *, urgent_lane: str, other_lane: s
                          other_nice: int | None, urgent_rt_priority: int | None) -> None:
     """Give ``urgent_lane`` the first usable core alone (SCHED_FIFO at
     ``urgent_rt_priority`` where permitted); the other lane gets the second (at
-    ``other_nice``), and every other thread the rest (on 2 cores: the second core too).
+    ``other_nice``), and every other thread the rest (on 2 cores: the second core too), or,
+    in a process per lane, its lane's core (:meth:`PerceptionConfig.for_lane`).
     Measured on 2 cores, soak workload, 20 s: the urgent task missed 31-63 of ~630 deadlines
     with nothing pinned, 4-31 pinned.
 
@@ -197,9 +198,9 @@ def dedicate_urgent_core(raw: dict[str, Any], *, urgent_lane: str, other_lane: s
     lane was descheduled while holding the GIL the urgent lane waited for (urgent misses per
     90 s soak: 10 and 13 at nice 10, 1 and 2 at nice 0), and SCHED_FIFO lanes and spinning
     thread starved the threads left at normal priority (half the frames never taken). In
-    its own process the urgent lane and its spinning thread run SCHED_FIFO, the lane alone on
-    its core, and only the other lane's process waits: urgent response p50 5.8 -> 4.5, p99
-    11.6 -> 7.6 ms (90 s soaks, side by side), and the analysis admits it."""
+    its own process the urgent lane and its spinning thread run SCHED_FIFO on its core, and
+    only the other lane's process waits: urgent response p50 5.8 -> 4.5, p99 11.6 -> 7.6 ms
+    (90 s soaks, side by side), and the analysis admits it."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return

@@ -125,6 +125,8 @@ def bring_up(config: PerceptionConfig, *, log: Log, only_task: str | None = None
         runtime.variant_table = profile_variants(runtime)
         if select_variants:
             _select_variants(runtime, log)
+    else:
+        warm_up(runtime)
     return runtime
 
 
@@ -160,6 +162,15 @@ def profile_variants(runtime: PerceptionRuntime) -> dict[str, TaskVariants]:
         table[name] = TaskVariants(name, task.lane, task.period_ns, task.deadline_ns,
                                    tuple(options))
     return table
+
+
+def warm_up(runtime: PerceptionRuntime) -> None:
+    """Run every task's current variant once on a busy frame: the first call loads its
+    modules and faults their pages in (~60 ms on the executor benchmark's sign tasks), which
+    the first camera frames would otherwise wait for."""
+    frame = busy_frame()
+    for models in runtime.models.values():
+        profile_stages(models.pipeline, models, frame, runs=0)
 
 
 def _select_variants(runtime: PerceptionRuntime, log: Log) -> None:

@@ -41,6 +41,7 @@ from edge_perception.synthetic.scenes import Frame, generate_frame
 from edge_perception.tasks.classes import LIGHT_STATES, SIGN_CLASSES
 from edge_perception.tasks.detections import Detection
 from edge_perception.tools.bag_errors import BagError
+from edge_perception.tools.read_ahead import ReadAhead
 
 CAMERA_TOPICS = ('/camera/image_raw', '/camera2/image_raw')
 CAMERA_FRAMES = ('camera_front', 'camera_left')
@@ -287,34 +288,42 @@ class BagPlayer:
 
     def _play_once(self) -> None:
         start, first = 0, None
-        with tqdm(desc=f'replaying {self.bag.name}', unit='msg') as progress:
-            for message, decoded in read_bag(self.bag):
-                if first is None:
-                    first = message.timestamp_ns + self.start_offset_ns
-                    start = time.monotonic_ns()
-                if message.timestamp_ns < first:
-                    continue
-                due = start + round((message.timestamp_ns - first) / self.rate)
-                wait_s = (due - time.monotonic_ns()) / 1e9
-                if wait_s > 0 and self._stop.wait(wait_s):
-                    return
-                publisher = self.publishers.get(message.topic)
-                if publisher is None:
-                    continue
-                is_image = message.msgtype == 'sensor_msgs/msg/Image'
-                stamp = decoded.header.stamp if is_image else None
-                if is_image and self.restamp:
-                    image = deserialize_message(message.raw, Image)
-                    image.header.stamp = stamp = time_from_ns(time.time_ns())
-                    publisher.publish(image)
-                else:
-                    publisher.publish(message.raw)
-                self.published += 1
-                progress.update()
-                if self.on_image is not None and stamp is not None:
-                    self.on_image(PlayedImage(message.topic,
-                                              ns_from_time(stamp),
-                                              time.time_ns()))
+        messages = ReadAhead(read_bag(self.bag), size_of=lambda item: len(item[0].raw))
+        try:
+            messages.wait_filled()
+            with tqdm(desc=f'replaying {self.bag.name}', unit='msg') as progress:
+                for message, decoded in messages:
+                    if first is None:
+                        first = message.timestamp_ns + self.start_offset_ns
+                        start = time.monotonic_ns()
+                    if message.timestamp_ns < first:
+                        continue
+                    due = start + round((message.timestamp_ns - first) / self.rate)
+                    wait_s = (due - time.monotonic_ns()) / 1e9
+                    if wait_s > 0 and self._stop.wait(wait_s):
+                        return
+                    if self._publish(message, decoded):
+                        progress.update()
+        finally:
+            messages.close()
+
+    def _publish(self, message: BagMessage, decoded: Any) -> bool:
+        """Send one message (False: its topic is skipped), telling ``on_image`` of images."""
+        publisher = self.publishers.get(message.topic)
+        if publisher is None:
+            return False
+        is_image = message.msgtype == 'sensor_msgs/msg/Image'
+        stamp = decoded.header.stamp if is_image else None
+        if is_image and self.restamp:
+            image = deserialize_message(message.raw, Image)
+            image.header.stamp = stamp = time_from_ns(time.time_ns())
+            publisher.publish(image)
+        else:
+            publisher.publish(message.raw)
+        self.published += 1
+        if self.on_image is not None and stamp is not None:
+            self.on_image(PlayedImage(message.topic, ns_from_time(stamp), time.time_ns()))
+        return True
 
     def stop(self) -> None:
         self._stop.set()

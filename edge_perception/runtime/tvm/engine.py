@@ -31,6 +31,12 @@ def _bound_tvm_threads() -> None:
     environment while another thread reads it is not safe. Measurements: docs/design/tvm.md."""
     if 'TVM_NUM_THREADS' not in os.environ and 'OMP_NUM_THREADS' not in os.environ:
         os.environ['TVM_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))
+    # A lane thread's first TVM call starts a pool of workers that call sched_yield 300,000
+    # times before they sleep; started from a SCHED_FIFO lane they inherit its policy, and
+    # there sched_yield does not let normal threads run: the core they land on stalled for
+    # ~60 ms (the executor benchmark's first frames). Our lanes run one thread each, so the
+    # workers never get work: let them sleep at once.
+    os.environ.setdefault('TVM_THREAD_POOL_SPIN_COUNT', '0')
 
 
 _bound_tvm_threads()
