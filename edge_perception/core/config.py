@@ -121,7 +121,7 @@ class PerceptionConfig:
 
     ``executor_cpus``: where every thread that is not a lane runs (the spinning thread, DDS,
     thread pools), so that a lane pinned elsewhere has its core to itself; () = anywhere.
-    A lane's own process (``process_per_lane``) keeps them on that lane's CPUs instead.
+    Unused by a lane's own process (``process_per_lane``, see :meth:`for_lane`).
     ``gil_switch_interval_ms``: how long a thread holding the GIL may keep a lane waiting
     (Python's default is 5 ms), set while the lanes run.
     ``wcet_margin``: factor on measured (or profiled) stage times before the response-time
@@ -168,11 +168,10 @@ class PerceptionConfig:
         """The part of this config one lane's container process runs: that lane and the tasks
         that run on it alone (a task staged over several lanes cannot be split off).
 
-        The process's other threads (spinning, DDS) run on the lane's own CPUs where it has
-        some: receiving its frames is the lane's work, as a stock executor's single thread
-        does it. On ``executor_cpus`` instead, the urgent lane's SCHED_FIFO spinning thread
-        took the other lane's core at every frame (executor benchmark, 0.6x load, 2 cores:
-        18.1 % of deadlines missed, 3.3 % with the lane's CPUs)."""
+        Its threads are placed by bring-up (the spinning thread on the lane's CPUs, the rest
+        anywhere), not by ``executor_cpus``, which keeps other threads off the lanes' cores
+        when every lane shares one process.
+        """
         tasks = tuple(task for task in self.tasks if task.lane == lane)
         if not tasks:
             raise ConfigError(f'{self.source}: no task runs on lane {lane!r}')
@@ -182,8 +181,7 @@ class PerceptionConfig:
                                   f'{list(task.stages)}, so it cannot run in lane {lane!r} '
                                   f'alone (process_per_lane)')
         lanes = tuple(config for config in self.lanes if config.name == lane)
-        executor_cpus = lanes[0].cpus or self.executor_cpus
-        return dataclasses.replace(self, lanes=lanes, tasks=tasks, executor_cpus=executor_cpus)
+        return dataclasses.replace(self, lanes=lanes, tasks=tasks, executor_cpus=())
 
 
 class _Reader:

@@ -56,7 +56,7 @@ from edge_perception.ros.message_adapter import (
 )
 from edge_perception.ros.stock_executors import STOCK_EXECUTORS, PriorityExecutor
 from edge_perception.ros.subscriber_types import SubscriberTypeCheck
-from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos
+from edge_perception.ros.task_node import PerceptionTaskNode, camera_qos, subscribed_line
 from edge_perception.runtime.bring_up import bring_up
 
 
@@ -147,9 +147,10 @@ class PerceptionContainer:
             if topic not in groups:
                 groups[topic] = MutuallyExclusiveCallbackGroup()
                 # The executor releases jobs instead of calling this callback.
-                self.node.create_subscription(Image, topic, lambda msg: None,
-                                              camera_qos(self.config.input_qos(topic)),
+                qos = self.config.input_qos(topic)
+                self.node.create_subscription(Image, topic, lambda msg: None, camera_qos(qos),
                                               callback_group=groups[topic])
+                self.log.info(subscribed_line(topic, qos))
             executor.assign(groups[topic], task=task_node.task.name,
                             stages_for=task_node.job_stages)
 

@@ -47,6 +47,11 @@ def camera_qos(qos: InputQos) -> QoSProfile:
                       reliability=reliability)
 
 
+def subscribed_line(topic: str, qos: InputQos) -> str:
+    """What a camera subscription is logged as: the graph cannot tell its depth to anyone."""
+    return f'subscribed to {topic}: {qos.reliability}, KEEP_LAST {qos.depth}'
+
+
 class PerceptionTaskNode(LeanNode):
     """Runs one task's pipeline on every frame of its input topic.
 
@@ -101,9 +106,7 @@ class PerceptionTaskNode(LeanNode):
             qos = input_qos or InputQos()
             self.create_subscription(Image, task.input_topic, self.on_image, camera_qos(qos),
                                      callback_group=MutuallyExclusiveCallbackGroup())
-            # Said because the graph cannot tell a subscription's depth to anyone else.
-            self.get_logger().info(f'subscribed to {task.input_topic}: {qos.reliability}, '
-                                   f'KEEP_LAST {qos.depth}')
+            self.get_logger().info(subscribed_line(task.input_topic, qos))
 
     def _on_parameters(self, parameters: Sequence[Parameter[Any]]) -> SetParametersResult:
         for parameter in parameters:

@@ -70,11 +70,10 @@ def test_process_per_lane_gives_each_used_lane_its_tasks(tmp_path: Path) -> None
     assert [t.name for t in gpu.tasks] == ['lights']
     assert [lane.name for lane in gpu.lanes] == ['gpu']
     assert config.for_lane('cpu').tasks[0].name == 'signs'
-    # A lane's process keeps its other threads on the lane's cores where it has its own ...
+    # A lane's process places its threads itself (bring-up): executor_cpus is for one process.
     pinned = load_config(write(tmp_path, {**raw, 'executor_cpus': [1]}))
-    assert pinned.for_lane('cpu').executor_cpus == (0,)
-    # ... and on executor_cpus where it has none.
-    assert pinned.for_lane('gpu').executor_cpus == (1,)
+    assert pinned.executor_cpus == (1,)
+    assert pinned.for_lane('cpu').executor_cpus == ()
     only_lights = load_config(write(tmp_path, {**raw, 'tasks': [VALID['tasks'][0]]}))
     assert only_lights.container_lanes() == ('gpu',)  # a lane without tasks gets no process
     with pytest.raises(ConfigError, match="no task runs on lane 'cpu'"):
