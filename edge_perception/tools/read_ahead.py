@@ -28,6 +28,7 @@ class ReadAhead(Generic[Item]):
         self._bytes = 0
         self._finished = False
         self._closed = False
+        self._full = False  # the reader waits for room: the budget holds no next item
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._fill, name='bag-read-ahead', daemon=True)
@@ -40,7 +41,10 @@ class ReadAhead(Generic[Item]):
                 with self._changed:
                     while (self._items and self._bytes + size > self._max_bytes
                            and not self._closed):
+                        self._full = True
+                        self._changed.notify_all()
                         self._changed.wait()
+                    self._full = False
                     if self._closed:
                         return
                     self._items.append((item, size))
@@ -57,12 +61,11 @@ class ReadAhead(Generic[Item]):
                 self._changed.notify_all()
 
     def wait_filled(self) -> None:
-        """Until the budget is full or the source is read: the first read of a message type
-        compiles its deserialiser, holding the GIL (60 ms measured), so a player starts its
-        clock only after the first stretch of the bag is read."""
+        """Until the next item does not fit or the source is read: the first read of a
+        message type compiles its deserialiser, holding the GIL (60 ms measured), so a player
+        starts its clock only after the first stretch of the bag is read."""
         with self._changed:
-            while not self._finished and not self._closed and (
-                    not self._items or self._bytes + self._items[-1][1] <= self._max_bytes):
+            while not (self._finished or self._closed or self._full):
                 self._changed.wait()
 
     def __iter__(self) -> Iterator[Item]:
@@ -76,6 +79,7 @@ class ReadAhead(Generic[Item]):
                     return
                 item, size = self._items.popleft()
                 self._bytes -= size
+                self._full = False  # room made: the reader looks again
                 self._changed.notify_all()
             yield item
 
