@@ -20,25 +20,44 @@ def type_name(msg_type: Any) -> str:
     return f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
 
 
+# Discovery can list a remote endpoint before its node's name; the log waits this many checks
+# for the name, so the user reads which node it is.
+NAME_WAIT_CHECKS = 5
+UNKNOWN_NAME = '_NODE_NAME_UNKNOWN_'
+
+
 class SubscriberTypeCheck:
     """Looks, on each :meth:`check`, for subscribers of ``topics`` (topic -> message class)
-    with another type; each is logged once and counted per topic in ``mismatched``."""
+    with another type; each is counted per topic in ``mismatched`` at once and logged once,
+    by node name when discovery has learnt it."""
 
     def __init__(self, node: Node, topics: Mapping[str, Any]) -> None:
         self._node = node
         self._expected = {topic: type_name(msg_type) for topic, msg_type in topics.items()}
         self._seen: set[tuple[str, bytes]] = set()
+        self._unlogged: dict[tuple[str, bytes], int] = {}
         self.mismatched: Counter[str] = Counter()
 
     def check(self) -> None:
         for topic, expected in self._expected.items():
             for endpoint in self._node.get_subscriptions_info_by_topic(topic):
                 key = (topic, bytes(endpoint.endpoint_gid))
-                if endpoint.topic_type == expected or key in self._seen:
+                if endpoint.topic_type == expected:
                     continue
-                self._seen.add(key)
-                self.mismatched[topic] += 1
-                name = f'{endpoint.node_namespace.rstrip("/")}/{endpoint.node_name}'
-                self._node.get_logger().warning(
-                    f"subscriber {name} of '{topic}' expects {endpoint.topic_type}, but "
-                    f'{expected} is published there: it receives nothing')
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self.mismatched[topic] += 1
+                    self._unlogged[key] = 0
+                if key in self._unlogged:
+                    self._log_when_named(key, endpoint, expected)
+
+    def _log_when_named(self, key: tuple[str, bytes], endpoint: Any, expected: str) -> None:
+        waited = self._unlogged[key]
+        if endpoint.node_name == UNKNOWN_NAME and waited < NAME_WAIT_CHECKS:
+            self._unlogged[key] = waited + 1
+            return
+        del self._unlogged[key]
+        name = f'{endpoint.node_namespace.rstrip("/")}/{endpoint.node_name}'
+        self._node.get_logger().warning(
+            f"subscriber {name} of '{key[0]}' expects {endpoint.topic_type}, but "
+            f'{expected} is published there: it receives nothing')

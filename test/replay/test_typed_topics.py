@@ -133,6 +133,9 @@ def test_typed_outputs_reach_another_process_with_the_ground_truths_fields(
                  30, f'outputs of every frame (lights {len(lights)}, signs {len(signs)})')
         wait_for(lambda: listener.diagnostics.get('edge_perception: traffic_light', {}).get(
             'mismatched_subscribers') == '1', 10, 'the wrong-type subscriber counted')
+        # Logged by name, which discovery may learn a few diagnostics periods later.
+        wait_for(lambda: any('expects_strings' in line for line in lines), 15,
+                 'the wrong-type subscriber logged by name')
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
