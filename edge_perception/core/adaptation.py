@@ -2,17 +2,20 @@
 
 Offline, :func:`choose_variants` picks one variant per task that maximises total accuracy
 among the combinations the response-time analysis accepts. Online, :class:`VariantAdapter`
-watches each lane's miss ratios per window: misses above a threshold downgrade the
-lowest-priority task of that lane that still has a faster variant; a run of calm windows
-upgrades the highest-priority degraded task again. Hysteresis: two thresholds, a calm-run
-length, and a run length that doubles whenever an upgrade is followed by a downgrade.
+watches each lane's miss ratios per window. Misses above a threshold re-run the selection for
+that lane with the costs the lane measures (profiled costs scaled by how much slower the
+current variants run there: contention the start-up profile could not see), downgrades only;
+where that changes nothing, the lowest-priority task that still has a faster variant is
+downgraded one step. A run of calm windows upgrades the highest-priority degraded task
+again. Hysteresis: two thresholds, a calm-run length, and a run length that doubles
+whenever an upgrade is followed by a downgrade.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from edge_perception.core.scheduling import TaskTiming, deadline_monotonic, response_times
 
@@ -108,9 +111,12 @@ class VariantAdapter:
     def _names(self, task: str) -> list[str]:
         return [o.name for o in self.tasks[task].options]
 
-    def decide(self, windows: Mapping[str, tuple[int, int]]) -> list[Switch]:
-        """At most one switch per lane per window."""
-        switches = []
+    def decide(self, windows: Mapping[str, tuple[int, int]],
+               observed_exec_ns: Mapping[str, int] | None = None) -> list[Switch]:
+        """Switches for one window: ``windows`` holds each task's (jobs, misses) in it,
+        ``observed_exec_ns`` the typical execution time of its current variant (0: none
+        yet). An overloaded lane may switch several tasks at once; others one at most."""
+        switches: list[Switch] = []
         for lane, state in self._lanes.items():
             on_lane = sorted((t for t in self.tasks.values() if t.lane == lane),
                              key=lambda t: self._priority[t.name])
@@ -121,13 +127,17 @@ class VariantAdapter:
             calm = all(jobs == 0 or misses / jobs <= self.policy.upgrade_below
                        for jobs, misses in ratios.values())
             if overloaded:
-                switch = self._downgrade(on_lane, overloaded)
+                reason = (f'miss ratio above {self.policy.downgrade_above:.0%} '
+                          f'({", ".join(overloaded)})')
+                down = self._reselect(on_lane, observed_exec_ns or {}, reason)
+                if not down:
+                    down = [s for s in [self._downgrade(on_lane, reason)] if s is not None]
                 state.calm = 0
-                if switch is not None:
+                if down:
                     if state.last_was_upgrade:  # we upgraded too early: wait longer next time
                         state.needed = min(state.needed * 2, self.policy.max_calm_windows)
                     state.last_was_upgrade = False
-                    switches.append(switch)
+                    switches.extend(down)
             elif calm:
                 state.calm += 1
                 if state.calm >= state.needed:
@@ -142,14 +152,40 @@ class VariantAdapter:
             self.current[switch.task] = switch.new
         return switches
 
-    def _downgrade(self, on_lane: list[TaskVariants], overloaded: list[str]) -> Switch | None:
+    def _reselect(self, on_lane: list[TaskVariants], observed_exec_ns: Mapping[str, int],
+                  reason: str) -> list[Switch]:
+        """The lane's most accurate schedulable downgrade under measured costs: each task's
+        options scaled by its current variant's measured/profiled time (at least 1; a task
+        with no measurement takes the lane's largest), so one window fixes what one-step
+        downgrades took a window each for (the executor benchmark's 200-frame runs at 1.2x:
+        four windows, most of the run)."""
+        current = {t.name: next(o for o in t.options if o.name == self.current[t.name])
+                   for t in on_lane}
+        slowdown = {name: observed_exec_ns[name] / sum(option.stage_wcets)
+                    for name, option in current.items()
+                    if observed_exec_ns.get(name, 0) > 0 and sum(option.stage_wcets) > 0}
+        if not slowdown:
+            return []
+        worst = max(slowdown.values())
+        scaled = []
+        for task in on_lane:
+            factor = max(1.0, slowdown.get(task.name, worst))
+            names = self._names(task.name)
+            cheaper = task.options[names.index(self.current[task.name]):]
+            scaled.append(replace(task, options=tuple(
+                replace(o, stage_wcets=tuple(int(w * factor) for w in o.stage_wcets))
+                for o in cheaper)))
+        chosen = choose_variants(scaled).variants
+        return [Switch(name, self.current[name], variant, f'{reason}; measured costs '
+                       f'x{max(1.0, slowdown.get(name, worst)):.2f}')
+                for name, variant in chosen.items() if variant != self.current[name]]
+
+    def _downgrade(self, on_lane: list[TaskVariants], reason: str) -> Switch | None:
         for task in reversed(on_lane):  # lowest priority first
             names = self._names(task.name)
             index = names.index(self.current[task.name])
             if index + 1 < len(names):
-                return Switch(task.name, names[index], names[index + 1],
-                              f'miss ratio above {self.policy.downgrade_above:.0%} '
-                              f'({", ".join(overloaded)})')
+                return Switch(task.name, names[index], names[index + 1], reason)
         return None
 
     def _upgrade(self, on_lane: list[TaskVariants]) -> Switch | None:

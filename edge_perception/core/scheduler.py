@@ -188,6 +188,11 @@ class DeadlineScheduler:
         with self._stats_lock:
             return {name: stats.take_window() for name, stats in self.stats.items()}
 
+    def typical_exec_ns(self) -> dict[str, int]:
+        """Each task's median execution time over recent jobs (0 before the first)."""
+        with self._stats_lock:
+            return {name: stats.typical_exec_ns() for name, stats in self.stats.items()}
+
     def forget_timing(self, task: str) -> None:
         with self._stats_lock:
             self.stats[task].forget_timing()

@@ -173,7 +173,9 @@ class PerceptionContainer:
         if self.adapter_policy is None:
             raise RuntimeError('adapt() needs a container made with adapt_variants=True')
         self.adapter_policy.current.update(self.variants())  # follow manual changes too
-        for switch in self.adapter_policy.decide(self.scheduler.take_windows()):
+        decisions = self.adapter_policy.decide(self.scheduler.take_windows(),
+                                               self.scheduler.typical_exec_ns())
+        for switch in decisions:
             self._switch(switch.task, switch.new, switch.reason)
 
     def _on_outcome(self, outcome: JobOutcome) -> None:

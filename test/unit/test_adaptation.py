@@ -91,3 +91,45 @@ def test_mixed_windows_neither_upgrade_nor_downgrade() -> None:
     a = adapter(calm_windows=1)
     a.current['signs'] = 'half'
     assert a.decide({'lights': (10, 0), 'signs': (20, 1)}) == []  # 5%: between thresholds
+
+
+def lane_of_four() -> VariantAdapter:
+    # Four 20 ms-deadline tasks of 4/2/1 ms: all full (16 ms) fits as profiled.
+    tasks = {t.name: t for t in (variants(f'task_{i}', 20, (4, 2, 1)) for i in range(4))}
+    return VariantAdapter(tasks=tasks, current=dict.fromkeys(tasks, 'full'))
+
+
+def test_measured_slowdown_reselects_the_whole_lane_in_one_window() -> None:
+    a = lane_of_four()
+    misses = {f'task_{i}': (10, 0 if i < 2 else 8) for i in range(4)}
+    # Everything runs 2x slower than profiled (8 ms): full everywhere is 32 ms of 20.
+    switches = a.decide(misses, {f'task_{i}': 8 * MS for i in range(4)})
+    assert len(switches) >= 2
+    assert all(s.old == 'full' and s.new in ('half', 'quarter') for s in switches)
+    assert 'measured costs x2.00' in switches[0].reason
+    chosen = [variants('t', 20, (4, 2, 1)).options[['full', 'half', 'quarter'].index(
+        a.current[f'task_{i}'])].stage_wcets[0] * 2 for i in range(4)]
+    assert sum(chosen) <= 20 * MS  # schedulable under the measured costs
+
+
+def test_a_task_without_measurements_takes_the_lanes_worst_slowdown() -> None:
+    a = lane_of_four()
+    misses = {f'task_{i}': (10, 8) for i in range(4)}
+    switches = a.decide(misses, {'task_0': 12 * MS, 'task_1': 0, 'task_2': 0, 'task_3': 0})
+    assert {s.task for s in switches} == {f'task_{i}' for i in range(4)}  # x3 for all
+
+
+def test_no_slowdown_measured_falls_back_to_one_step() -> None:
+    a = lane_of_four()
+    (switch,) = a.decide({'task_3': (10, 8)}, {f'task_{i}': 4 * MS for i in range(4)})
+    assert (switch.task, switch.new) == ('task_3', 'half')
+
+
+def test_reselection_never_upgrades() -> None:
+    a = lane_of_four()
+    a.current.update(task_0='quarter')
+    switches = a.decide({'task_3': (10, 8)}, {'task_0': 2 * MS, 'task_1': 8 * MS,
+                                              'task_2': 8 * MS, 'task_3': 8 * MS})
+    assert switches
+    assert all(s.task != 'task_0' for s in switches)
+    assert a.current['task_0'] == 'quarter'
