@@ -109,6 +109,7 @@ class TaskRow:
     engine: str  # what ran its models, as /diagnostics said ('-': not reported)
     executor_misses: tuple[int, int, int] | None  # ours: (late, dropped, skipped) jobs
     response_ms: tuple[float, ...]
+    unsent: int = 0  # frames the camera (the player) could not hand to DDS: see BagPlayer
 
     @property
     def miss_ratio(self) -> float:
@@ -293,7 +294,8 @@ def task_rows(name: str, collector: DetectionCollector,
             variant=result.task.variant if report is None else report.variant,
             recall=result.counts.recall,
             engine='-' if report is None or not report.engine else report.engine,
-            response_ms=tuple(r / 1e6 for r in result.response_ns)))
+            response_ms=tuple(r / 1e6 for r in result.response_ns),
+            unsent=collector.unsent[result.task.input_topic]))
     return rows
 
 

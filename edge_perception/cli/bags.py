@@ -71,7 +71,11 @@ def _replay(args: argparse.Namespace) -> int:
         threading.Thread(target=player.play, daemon=True).start()
         while not player.done.is_set():
             executor.spin_once(timeout_sec=0.1)
+        player.raise_failure()
         print(f'published {player.published} messages from {args.bag}')
+        if player.unsent:
+            print(f'NOT sent: {dict(player.unsent)} (last error: {player.last_error})')
+            return 1
     except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT / SIGTERM: stop here
         if player is not None:
             player.stop()

@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.duration import Duration as RclpyDuration
 from rclpy.node import Node
 from rclpy.publisher import Publisher
@@ -188,13 +190,20 @@ def bag_topics(path: Path) -> dict[str, str]:
 def read_bag(path: Path) -> Iterator[tuple[BagMessage, Any]]:
     """Every message in time order, streamed, with a deserialised copy (rosbags types).
 
-    :raises BagError: naming the bag when it cannot be opened.
+    :raises BagError: naming the bag when it cannot be opened, or the message that cannot
+        be decoded.
     """
     reader = _open(path)
     try:
-        for connection, timestamp, raw in reader.messages():
+        for index, (connection, timestamp, raw) in enumerate(reader.messages()):
             message = BagMessage(connection.topic, connection.msgtype, timestamp, bytes(raw))
-            yield message, reader.deserialize(raw, connection.msgtype)
+            try:
+                decoded = reader.deserialize(raw, connection.msgtype)
+            except Exception as err:  # rosbags raises several kinds on malformed CDR
+                raise BagError(f'Cannot read bag {path}: message {index} on '
+                               f'{connection.topic} ({connection.msgtype}, {len(raw)} bytes, '
+                               f't={timestamp} ns) cannot be decoded: {err!r}') from err
+            yield message, decoded
     finally:
         reader.close()
 
@@ -228,6 +237,10 @@ class BagPlayer:
     :param on_image: called for every sensor_msgs/Image sent (collectors match outputs).
     :param restamp: give every image the wall-clock time it is sent as its header stamp, as a
         live camera would (response times can then be read off a recording of the outputs).
+
+    A message DDS refuses (a reliable reader too slow for the stream fills the writer's
+    history: "cannot publish data") is counted in ``unsent`` per topic and logged; the
+    drive goes on, as a camera driver drops a frame it cannot hand over.
     """
 
     def __init__(self, node: Node, bag: Path, *, rate: float = 1.0, loop: bool = False,
@@ -244,6 +257,9 @@ class BagPlayer:
         self.on_image = on_image
         self.restamp = restamp
         self.published = 0
+        self.unsent: Counter[str] = Counter()
+        self.last_error = ''
+        self.failure: Exception | None = None
         self.skipped_topics: set[str] = set()
         self._stop = threading.Event()
         self.done = threading.Event()
@@ -265,9 +281,9 @@ class BagPlayer:
                 before = self.published
                 try:
                     self._play_once()
-                except Exception:  # rclpy raises several kinds once its context is gone
+                except Exception as err:  # rclpy raises several kinds once its context is gone
                     if self.node.context.ok():
-                        raise
+                        self.failure = err  # for the caller's thread: raise_failure()
                     return  # shut down (SIGINT/SIGTERM) while publishing: nothing to say
                 if not self.loop:
                     self._wait_for_acks()
@@ -314,16 +330,32 @@ class BagPlayer:
             return False
         is_image = message.msgtype == 'sensor_msgs/msg/Image'
         stamp = decoded.header.stamp if is_image else None
-        if is_image and self.restamp:
-            image = deserialize_message(message.raw, Image)
-            image.header.stamp = stamp = time_from_ns(time.time_ns())
-            publisher.publish(image)
-        else:
-            publisher.publish(message.raw)
+        try:
+            if is_image and self.restamp:
+                image = deserialize_message(message.raw, Image)
+                image.header.stamp = stamp = time_from_ns(time.time_ns())
+                publisher.publish(image)
+            else:
+                publisher.publish(message.raw)
+        except RCLError as err:
+            if not self.node.context.ok():
+                raise
+            self.unsent[message.topic] += 1
+            self.last_error = str(err)
+            self.node.get_logger().error(
+                f'{message.topic}: message {self.published + sum(self.unsent.values())} not '
+                f'sent ({sum(self.unsent.values())} so far): {err}', throttle_duration_sec=2.0)
+            return False
         self.published += 1
         if self.on_image is not None and stamp is not None:
             self.on_image(PlayedImage(message.topic, ns_from_time(stamp), time.time_ns()))
         return True
+
+    def raise_failure(self) -> None:
+        """Raise, in the caller's thread, what ended :meth:`play` early (a bag that cannot be
+        read on): a thread's exception would otherwise only be printed."""
+        if self.failure is not None:
+            raise self.failure
 
     def stop(self) -> None:
         self._stop.set()

@@ -111,6 +111,7 @@ class DetectionCollector(Node):
         self.truth = truth
         self.sent: dict[tuple[str, int], int] = {}
         self.frames: Counter[str] = Counter()
+        self.unsent: Counter[str] = Counter()  # frames the player could not hand to DDS
         self.results = {task.name: TaskResult(task) for task in config.tasks}
         self._lock = threading.Lock()
         self.outputs = []
@@ -185,6 +186,8 @@ def drive(config: PerceptionConfig, *, spin: Callable[[], None], context: Contex
         threading.Thread(target=player.play, daemon=True).start()
         while not player.done.is_set():
             spin()
+        player.raise_failure()
+        collector.unsent.update(player.unsent)
         drain_until = time.monotonic() + DRAIN_S
         while time.monotonic() < drain_until:
             spin()

@@ -136,3 +136,24 @@ def test_the_sustained_rate_is_the_last_before_the_urgent_task_misses(tmp_path: 
     out = tmp_path / 'rates.png'
     plot_rates(runs, out)
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_frames_the_camera_could_not_send_end_the_sustained_rate(tmp_path: Path) -> None:
+    """A reader too slow for the stream makes DDS refuse frames: no misses among the frames
+    that got through, but the rate is not held, and the table says why."""
+    def run(rate: float, unsent: int, rows: list[TaskRow] | None = None) -> RateRun:
+        return RateRun(rate, [dataclasses.replace(row, misses=0, unsent=unsent)
+                              for row in (rows or rows_of())])
+
+    ours = [row for row in rows_of() if row.executor == 'deadline (ours)']
+    runs = [run(30.0, 0), run(60.0, 5), run(120.0, 0, ours)]
+    held = sustained_rates(runs)
+    assert held['deadline (ours)'] == 30.0
+    lines = format_rates(runs).splitlines()
+    assert 'unsent 33%' in lines[2]
+    # A row that stopped at a lower rate is not tried at the higher ones: shown as '-'.
+    assert lines[3].split()[-2] == '-'
+    assert runs[1].held('deadline (ours)') is False
+    assert runs[2].held('stock Single per lane, depth 1') is False
+    plot_rates(runs, tmp_path / 'rates.png')
+    assert (tmp_path / 'rates.png').stat().st_size > 0

@@ -173,6 +173,26 @@ def test_looping_a_bag_without_messages_ends_instead_of_spinning(
     assert (player.done.is_set(), player.published) == (True, 0)
 
 
+def test_a_message_that_cannot_be_decoded_ends_replay_with_an_error_naming_it(
+        tmp_path: Path) -> None:
+    """It ended the player's thread with a traceback and `replay` said 0."""
+    bag = tmp_path / 'garbled'
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    string_type = typestore.types['std_msgs/msg/String']
+    with Writer(bag, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        chatter = writer.add_connection('/chatter', 'std_msgs/msg/String', typestore=typestore)
+        for index in range(3):
+            writer.write(chatter, 1_000 + index * 1_000_000, typestore.serialize_cdr(
+                string_type(data=f'hello {index}'), 'std_msgs/msg/String'))
+        writer.write(chatter, 5_000_000, b'\x00\x01\x00\x00\xff\xff\xff\x7f')
+    replay = subprocess.run([sys.executable, '-m', 'edge_perception.cli', 'replay', str(bag)],
+                            capture_output=True, text=True, timeout=60)
+    assert replay.returncode != 0, replay.stdout + replay.stderr
+    assert 'message 3 on /chatter (std_msgs/msg/String, 8 bytes' in replay.stderr
+    assert 'cannot be decoded' in replay.stderr
+    assert 'Traceback' not in replay.stdout + replay.stderr
+
+
 def test_synth_bag_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['synth-bag', str(tmp_path / 'cli_bag'), '--frames', '3',
                  '--storage', 'mcap']) == 0
