@@ -96,9 +96,10 @@ class TaskRow:
     task: str
     lane: str
     deadline_ms: float
-    frames: int
-    misses: int
-    dropped: int  # due outputs that never came (the rest of the misses came late)
+    frames: int  # camera frames sent
+    due: int  # task periods in the drive (= frames where the period is the camera's)
+    misses: int  # periods without an output on time for a frame taken in them
+    dropped: int  # of those, periods without any output (the rest came late)
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -113,7 +114,7 @@ class TaskRow:
 
     @property
     def miss_ratio(self) -> float:
-        return self.misses / self.frames if self.frames else float('nan')
+        return self.misses / self.due if self.due else float('nan')
 
     @property
     def jitter_ms(self) -> float:
@@ -278,12 +279,11 @@ def task_rows(name: str, collector: DetectionCollector,
     for task_name, result in collector.results.items():
         times = ResponseTimes.of(result.response_ns)
         report = reported.get(task_name)
+        periods = result.periods(frame_stamps(collector, result.task.input_topic))
         rows.append(TaskRow(
             executor=name, task=task_name, lane=result.task.lane,
             deadline_ms=result.task.deadline_ms, frames=collector.frames[result.task.input_topic],
-            misses=result.misses(frame_stamps(collector, result.task.input_topic)),
-            dropped=max(0, result.expected(frame_stamps(collector, result.task.input_topic))
-                        - result.received),
+            due=periods.due, misses=periods.missed, dropped=periods.silent,
             p50_ms=times.p50_ms, p99_ms=times.p99_ms, max_ms=times.max_ms,
             schedulable=None if report is None else {'true': True, 'false': False}.get(
                 report.schedulable),
@@ -320,7 +320,7 @@ def compare(workload: Workload, *, rows: Sequence[str] = tuple(ROWS),
 
 def overall_miss_ratio(rows: Sequence[TaskRow], executor: str) -> float:
     mine = [r for r in rows if r.executor == executor]
-    return sum(r.misses for r in mine) / max(1, sum(r.frames for r in mine))
+    return sum(r.misses for r in mine) / max(1, sum(r.due for r in mine))
 
 
 def format_report(workload: Workload, rows: Sequence[TaskRow]) -> str:
@@ -338,8 +338,9 @@ def format_report(workload: Workload, rows: Sequence[TaskRow]) -> str:
                      f'{r.max_ms:>7.1f} {r.jitter_ms:>6.1f} {rta:>9} {inside:>15} '
                      f'{r.variant:>8} {r.recall:>6.3f} {r.engine:>11}')
     present = [name for name in ROWS if any(r.executor == name for r in rows)]
-    lines.append('miss ratio: end to end (frame sent to output received); dropped: due outputs '
-                 'that never came; jitter: standard deviation of the response (ms); RTA: our '
+    lines.append('miss ratio: task periods without an output on time (frame sent to output '
+                 'received) for a frame taken in them; dropped: periods without any output; '
+                 'jitter: standard deviation of the response (ms); RTA: our '
                  'response-time analysis (WCETs: measured stage maxima x '
                  f'{workload.config.wcet_margin:g}) and its bound; late/drop/skip: what our '
                  'scheduler itself counted (the span the RTA bounds)')
@@ -382,7 +383,7 @@ def admitted_summary(rows: Sequence[TaskRow], executor: str) -> str:
     return (f'tasks the analysis admits ({executor}): {", ".join(r.task for r in admitted)}; '
             'their misses: '
             f'{inside} inside the executor (late + dropped), {sum(r.misses for r in admitted)} '
-            f'end to end, of {sum(r.frames for r in admitted)} frames (target 0)')
+            f'end to end, of {sum(r.due for r in admitted)} task periods (target 0)')
 
 
 def plot(workload: Workload, rows: Sequence[TaskRow], path: Path) -> None:

@@ -37,6 +37,9 @@ SUSTAINED = 0.01  # the urgent task's miss ratio a sustained rate stays under
 # stream fills the writer's history: the camera itself cannot go on at that rate)
 UNSENT = 0.01
 URGENT_TASK = 'traffic_light'
+# A car camera's frames (F1TENTH's RealSense D435i streams 640x480): at 320x240 every row
+# held 960 Hz and the search told nothing apart.
+CAMERA_RESOLUTION = (640, 480)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def f1tenth_workload(base: PerceptionConfig, folder: Path, *, rate_hz: float,
     path = folder / 'f1tenth_workload.yaml'
     path.write_text(yaml.safe_dump(raw))
     bag = folder / 'f1tenth_bag'
-    write_synthetic_bag(bag, frames=max(10, round(rate_hz * seconds)), rate_hz=rate_hz)
+    write_synthetic_bag(bag, frames=max(10, round(rate_hz * seconds)), rate_hz=rate_hz,
+                        resolution=CAMERA_RESOLUTION)
     return Workload(load_config(path), rate_hz, {}, bag, URGENT_TASK)
 
 

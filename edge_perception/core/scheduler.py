@@ -25,6 +25,7 @@ from edge_perception.core.health import (
 from edge_perception.core.input_watchdog import INPUT_LEVELS, InputVerdict
 from edge_perception.core.jobs import Clock, Job, JobOutcome, MonotonicClock, Stages
 from edge_perception.core.lanes import Lane, LaneWorker
+from edge_perception.core.release_slots import ReleaseSlots
 from edge_perception.core.scheduling import (
     ResponseBound,
     TaskTiming,
@@ -40,22 +41,9 @@ from edge_perception.core.thread_setup import (
     set_gil_switch_interval,
 )
 
-# A release up to this share of a period early still counts as the next period (camera and
-# timer jitter: a 10 Hz camera into a 100 ms task must not lose frames); anything earlier is
-# skipped, so the task keeps its period (a 30 Hz camera into a 100 ms task: every third frame).
-PERIOD_TOLERANCE = 0.25
 # An execution longer than this multiple of the typical one is reported as an overrun.
 OVERRUN_FACTOR = 2.0
 _log = logging.getLogger(__name__)
-
-
-def _inside_period(release: tuple[int, int | None], last: tuple[int, int | None],
-                   min_gap_ns: float) -> bool:
-    """Whether ``release`` (arrival, stamp) comes too soon after ``last`` to be a new period."""
-    (arrival, stamp), (last_arrival, last_stamp) = release, last
-    if stamp is not None and last_stamp is not None and stamp >= last_stamp:
-        return stamp - last_stamp < min_gap_ns
-    return arrival - last_arrival < min_gap_ns
 
 
 class DeadlineScheduler:
@@ -75,7 +63,7 @@ class DeadlineScheduler:
         self._lane_configs: dict[str, LaneConfig] = {lane.name: lane for lane in config.lanes}
         self._on_outcome = on_outcome
         self._stats_lock = threading.Lock()
-        self._last_release: dict[str, tuple[int, int | None]] = {}  # (arrival, stamp)
+        self._slots = {name: ReleaseSlots(task.period_ns) for name, task in self.tasks.items()}
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
                             expected_exec_ns=self.expected_exec_ns, queue_limit=queue_limit,
@@ -101,17 +89,14 @@ class DeadlineScheduler:
         """
         now = self.clock.now_ns()
         config = self.tasks[task]
-        last = self._last_release.get(task)
         with self._stats_lock:
             if self.guards[task].isolated(now):
                 self.stats[task].refused += 1
                 return None
-            if last is not None and _inside_period(
-                    (now, stamp_ns), last, config.period_ns * (1 - PERIOD_TOLERANCE)):
+            if not self._slots[task].admit(now, stamp_ns):
                 self.stats[task].skipped += 1
                 return None
             self.stats[task].released += 1
-        self._last_release[task] = (now, stamp_ns)
         job = Job(task=task, priority=self.priorities[task], release_ns=now,
                   deadline_ns=now + config.deadline_ns, stages=stages)
         self.lanes[config.lane].submit(job)

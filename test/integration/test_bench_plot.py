@@ -28,7 +28,7 @@ from edge_perception.core.config import load_config
 
 def rows_of(misses: int = 0) -> list[TaskRow]:
     """Every row of the benchmark: row ``index`` misses ``index + misses`` of 10 frames."""
-    return [TaskRow(executor=name, task=task, lane='cpu', deadline_ms=80.0, frames=10,
+    return [TaskRow(executor=name, task=task, lane='cpu', deadline_ms=80.0, frames=10, due=10,
                     misses=min(10, index + misses), dropped=1, p50_ms=20.0, p99_ms=60.0 + index,
                     max_ms=70.0,
                     schedulable=True if index == 0 else None,
@@ -59,7 +59,7 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     assert 'overall miss ratio deadline+variants (ours) 0.100, mean recall 0.800' in [
         ' '.join(line.split()) for line in report]
     assert ('tasks the analysis admits (deadline (ours)): traffic_light, sign_0; their misses: '
-            '14 inside the executor (late + dropped), 0 end to end, of 20 frames (target 0)'
+            '14 inside the executor (late + dropped), 0 end to end, of 20 task periods (target 0)'
             ) in report
     # The per-lane stock rows are baselines too: the best of them here.
     assert ('ours vs the best stock baseline (stock Single per lane, depth 1): 100.0% fewer'
