@@ -13,7 +13,9 @@ whenever an upgrade is followed by a downgrade.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -47,25 +49,89 @@ class Selection:
     total_accuracy: float
 
 
+# Above this many combinations on one lane the choice is greedy: exhaustive search grows as
+# 3^tasks (9 tasks on a lane took 3 s, 11 would take a minute, in the adaptation timer).
+EXHAUSTIVE_LIMIT = 2187
+
+
 def choose_variants(tasks: Sequence[TaskVariants]) -> Selection:
     """The most accurate schedulable combination; if none is, the one with the most
-    schedulable tasks, then the least utilisation. Exhaustive: few tasks x 3 variants."""
-    best: tuple[tuple[int, float], Selection] | None = None
-    for combo in itertools.product(*(task.options for task in tasks)):
-        timings = [TaskTiming(t.name, t.lane, t.period_ns, t.deadline_ns, o.stage_wcets)
-                   for t, o in zip(tasks, combo, strict=True)]
-        bounds = response_times(timings, deadline_monotonic(timings))
-        ok = sum(b.schedulable for b in bounds.values())
-        accuracy = sum(o.accuracy for o in combo)
-        utilisation = sum(t.wcet_ns / t.period_ns for t in timings)
-        # All schedulable: most accurate wins. Otherwise: most slack (least utilisation).
-        score = (ok, accuracy if ok == len(tasks) else -utilisation)
-        if best is None or score > best[0]:
-            best = (score, Selection({t.name: o.name for t, o in zip(tasks, combo, strict=True)},
-                                     ok == len(tasks), accuracy))
-    if best is None:
+    schedulable tasks, then the least utilisation. Lanes do not interfere in the analysis,
+    so each lane is chosen on its own: exhaustively up to EXHAUSTIVE_LIMIT combinations,
+    greedily above (see :func:`_greedy`)."""
+    if not tasks or any(not task.options for task in tasks):
         raise ValueError('choose_variants needs at least one task with one variant')
-    return best[1]
+    lanes: dict[str, list[TaskVariants]] = {}
+    for task in tasks:
+        lanes.setdefault(task.lane, []).append(task)
+    chosen = [(_exhaustive if math.prod(len(t.options) for t in on_lane) <= EXHAUSTIVE_LIMIT
+               else _greedy)(on_lane) for on_lane in lanes.values()]
+    return Selection({task: variant for selection in chosen
+                      for task, variant in selection.variants.items()},
+                     all(selection.schedulable for selection in chosen),
+                     sum(selection.total_accuracy for selection in chosen))
+
+
+def _judge(tasks: Sequence[TaskVariants], combo: Sequence[VariantOption]) -> tuple[int, float]:
+    """(schedulable tasks, total accuracy if all are, else -utilisation): higher is better."""
+    timings = [TaskTiming(t.name, t.lane, t.period_ns, t.deadline_ns, o.stage_wcets)
+               for t, o in zip(tasks, combo, strict=True)]
+    bounds = response_times(timings, deadline_monotonic(timings))
+    ok = sum(b.schedulable for b in bounds.values())
+    if ok == len(tasks):
+        return ok, sum(o.accuracy for o in combo)
+    return ok, -sum(t.wcet_ns / t.period_ns for t in timings)
+
+
+def _selection(tasks: Sequence[TaskVariants], combo: Sequence[VariantOption]) -> Selection:
+    return Selection({t.name: o.name for t, o in zip(tasks, combo, strict=True)},
+                     _judge(tasks, combo)[0] == len(tasks), sum(o.accuracy for o in combo))
+
+
+def _exhaustive(tasks: Sequence[TaskVariants]) -> Selection:
+    best = max(itertools.product(*(task.options for task in tasks)),
+               key=lambda combo: _judge(tasks, combo))
+    return _selection(tasks, best)
+
+
+def _greedy(tasks: Sequence[TaskVariants]) -> Selection:
+    """Downgrade one step at a time, each time the step that leaves the most tasks
+    schedulable (then loses the least accuracy per utilisation saved), until all are or
+    nothing is left to downgrade; then upgrade one step at a time while all stay
+    schedulable. A cheaper variant never lengthens another task's bound, so this finds a
+    schedulable combination whenever one exists; not always the most accurate."""
+    index = [0] * len(tasks)
+
+    def combo(at: list[int]) -> list[VariantOption]:
+        return [t.options[i] for t, i in zip(tasks, at, strict=True)]
+
+    def stepped(at: list[int], task: int, step: int) -> list[int]:
+        return [i + step if n == task else i for n, i in enumerate(at)]
+
+    def merit(at: list[int], n: int) -> tuple[int, float]:
+        now, cheaper = tasks[n].options[at[n]], tasks[n].options[at[n] + 1]
+        saved = (sum(now.stage_wcets) - sum(cheaper.stage_wcets)) / tasks[n].period_ns
+        lost = now.accuracy - cheaper.accuracy
+        return _judge(tasks, combo(stepped(at, n, 1)))[0], saved / max(lost, 1e-9)
+
+    def gain(at: list[int], n: int) -> float:
+        return tasks[n].options[at[n] - 1].accuracy - tasks[n].options[at[n]].accuracy
+
+    while _judge(tasks, combo(index))[0] < len(tasks):
+        steps = [n for n, t in enumerate(tasks) if index[n] + 1 < len(t.options)]
+        if not steps:
+            break
+        index = stepped(index, max(steps, key=functools.partial(merit, index)), 1)
+    while _judge(tasks, combo(index))[0] == len(tasks):
+        # The affordable upgrade that wins the most accuracy, one at a time.
+        upgrades = sorted((n for n in range(len(tasks)) if index[n] > 0),
+                          key=functools.partial(gain, index), reverse=True)
+        fits = [n for n in upgrades
+                if _judge(tasks, combo(stepped(index, n, -1)))[0] == len(tasks)]
+        if not fits:
+            break
+        index = stepped(index, fits[0], -1)
+    return _selection(tasks, combo(index))
 
 
 @dataclass(frozen=True)

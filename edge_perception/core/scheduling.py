@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,10 @@ def _bound(task: TaskTiming, higher: list[TaskTiming], lower: list[TaskTiming]) 
     # strictly before our release).
     blocking = max((t.longest_stage_ns - 1 for t in lower), default=0)
     blocking = max(blocking, 0)
-    utilisation = sum(t.wcet_ns / t.period_ns for t in (task, *higher))
-    if utilisation >= 1.0:
+    # Exact: a float sum of 0.45 + 0.2 + 0.1 + 0.25 came out just under 1, and the busy
+    # period below, which only ends when utilisation < 1, grew forever.
+    utilisation = sum(Fraction(t.wcet_ns, t.period_ns) for t in (task, *higher))
+    if utilisation >= 1:
         return ResponseBound(task.name, math.inf, blocking, False)
     # Length of the level-i busy period: how many jobs of this task it can contain.
     busy = float(blocking + task.wcet_ns)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import random
+
+import pytest
+
+from edge_perception.core import adaptation
 from edge_perception.core.adaptation import (
     AdaptationPolicy,
     TaskVariants,
@@ -133,3 +140,59 @@ def test_reselection_never_upgrades() -> None:
     assert switches
     assert all(s.task != 'task_0' for s in switches)
     assert a.current['task_0'] == 'quarter'
+
+
+def brute_force(tasks: list[TaskVariants]) -> tuple[bool, float]:
+    """Over every combination of the whole set: (any schedulable, best accuracy of those)."""
+    from edge_perception.core.scheduling import TaskTiming, response_times
+
+    best = None
+    for combo in itertools.product(*(t.options for t in tasks)):
+        timings = [TaskTiming(t.name, t.lane, t.period_ns, t.deadline_ns, o.stage_wcets)
+                   for t, o in zip(tasks, combo, strict=True)]
+        if all(b.schedulable for b in response_times(timings).values()):
+            accuracy = sum(o.accuracy for o in combo)
+            best = accuracy if best is None else max(best, accuracy)
+    return best is not None, -1.0 if best is None else best
+
+
+def random_lanes(seed: int, tasks: int) -> list[TaskVariants]:
+    rng = random.Random(seed)
+    return [variants(f't{i}', rng.choice((20, 40, 50)),
+                     (rng.randint(4, 14), rng.randint(2, 4), 1), lane=rng.choice(('cpu', 'gpu')))
+            for i in range(tasks)]
+
+
+def test_lanes_chosen_apart_match_the_whole_set_searched_at_once() -> None:
+    for seed in range(30):
+        tasks = random_lanes(seed, 6)
+        selection = choose_variants(tasks)
+        exists, best = brute_force(tasks)
+        assert selection.schedulable == exists, seed
+        if exists:
+            assert selection.total_accuracy == pytest.approx(best), seed
+
+
+def test_a_lane_too_big_to_search_is_chosen_greedily_and_schedulably() -> None:
+    # 14 tasks on one lane: 3^14 combinations (an exhaustive search would take hours).
+    tasks = [variants(f't{i}', 100, (9, 5, 2)) for i in range(14)]
+    selection = choose_variants(tasks)
+    assert selection.schedulable  # all quarter fits (28 of 100 ms); full does not (126)
+    chosen = [('full', 'half', 'quarter').index(selection.variants[f't{i}'])
+              for i in range(14)]
+    assert sum((9, 5, 2)[c] for c in chosen) <= 100
+    assert any(c < 2 for c in chosen)  # it upgraded what fits, not all quarter
+    # Nothing schedulable: the cheapest everywhere, reported as such.
+    overloaded = [variants(f't{i}', 10, (9, 5, 2)) for i in range(14)]
+    worst = choose_variants(overloaded)
+    assert not worst.schedulable
+    assert set(worst.variants.values()) == {'quarter'}
+
+
+def test_greedy_finds_a_schedulable_choice_whenever_one_exists() -> None:
+    for seed in range(40):
+        tasks = [dataclasses.replace(t, lane='cpu') for t in random_lanes(seed, 5)]
+        greedy = adaptation._greedy(tasks)
+        exists, best = brute_force(tasks)
+        assert greedy.schedulable == exists, seed
+        assert greedy.total_accuracy <= best + 1e-9 or not exists

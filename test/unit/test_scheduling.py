@@ -65,6 +65,17 @@ def test_overload_is_unschedulable_with_infinite_response() -> None:
     assert not bounds['b'].schedulable
 
 
+def test_exactly_full_utilisation_is_unschedulable_not_a_hang() -> None:
+    # 9/20 + 4/20 + 2/20 + 10/40 = 1 exactly; as floats the sum came out just under 1 and
+    # the busy-period iteration never ended.
+    tasks = [task('a', 20, 20, 9), task('b', 20, 20, 4), task('c', 20, 20, 2),
+             task('d', 40, 40, 10)]
+    bounds = response_times(tasks)
+    assert math.isinf(bounds['d'].response_ns)
+    assert not bounds['d'].schedulable
+    assert bounds['a'].schedulable  # 9 ms + blocked by d's 10 ms stage
+
+
 def simulate(tasks: list[TaskTiming], name: str) -> list[int]:
     """Exact response times of ``name``'s jobs in its critical instant: it and every
     higher-priority task release at 0 and the longest lower-priority stage started 1 ns
