@@ -300,11 +300,10 @@ def task_rows(name: str, collector: DetectionCollector,
 
 
 def executor_misses(report: ReportedTask) -> tuple[int, int, int]:
-    """What our scheduler itself saw go wrong for a task: jobs late over the span the
-    response-time analysis bounds (release in the spinning thread to the end of the last
-    stage), jobs dropped, and frames not released (skipped as inside the task's period, or
-    refused while isolated). The end-to-end count adds transport both ways and the wait for
-    the spinning thread."""
+    """What our scheduler itself saw go wrong for a task: jobs late (from the camera stamp,
+    as the response-time analysis bounds them, to the end of the last stage), jobs dropped,
+    and frames not released (skipped as inside the task's period, or refused while
+    isolated). The end-to-end count adds the output's transport."""
     return report.late, report.drops, report.skipped
 
 
@@ -341,9 +340,10 @@ def format_report(workload: Workload, rows: Sequence[TaskRow]) -> str:
     lines.append('miss ratio: task periods without an output on time (frame sent to output '
                  'received) for a frame taken in them; dropped: periods without any output; '
                  'jitter: standard deviation of the response (ms); RTA: our '
-                 'response-time analysis (WCETs: measured stage maxima x '
+                 'response-time analysis from the camera stamp (measured stage maxima, '
+                 'transport and spinning-thread work, each x '
                  f'{workload.config.wcet_margin:g}) and its bound; late/drop/skip: what our '
-                 'scheduler itself counted (the span the RTA bounds)')
+                 'scheduler itself counted (deadline from the camera stamp)')
     # Only with fixed variants does the final verdict describe the whole run.
     lines.append(admitted_summary(rows, OURS))
     lines.append('')

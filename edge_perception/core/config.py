@@ -23,7 +23,8 @@ PIPELINE_KINDS = ('traffic_light', 'traffic_sign', 'yolo', 'centernet', 'classif
 ENGINES = ('auto', 'tvm', 'onnxruntime')
 DEVICES = ('cpu', 'cuda')
 _TOP_KEYS = frozenset({'model_dir', 'lanes', 'tasks', 'executor_cpus', 'gil_switch_interval_ms',
-                       'wcet_margin', 'process_per_lane', 'inputs', 'input_watchdog'})
+                       'wcet_margin', 'process_per_lane', 'inputs', 'input_watchdog',
+                       'deadline_from_stamp'})
 _WATCHDOG_KEYS = frozenset({'warn_periods', 'error_periods'})
 _INPUT_KEYS = frozenset({'reliability', 'depth'})
 RELIABILITIES = ('reliable', 'best_effort')
@@ -128,6 +129,9 @@ class PerceptionConfig:
     analysis uses them as WCETs (see :func:`~edge_perception.core.scheduling.padded`).
     ``process_per_lane``: run each lane, with its tasks, in a container process of its own,
     so that the lanes no longer wait for each other's Python (the GIL).
+    ``deadline_from_stamp``: a job's deadline counts from its frame's header stamp (when the
+    camera took it) where that stamp is on this machine's clock; False: from its arrival
+    (a camera on a machine whose clock is not synchronised with this one).
     """
 
     source: Path
@@ -140,6 +144,7 @@ class PerceptionConfig:
     process_per_lane: bool = False
     inputs: tuple[tuple[str, InputQos], ...] = ()
     input_watchdog: WatchdogConfig = WatchdogConfig()
+    deadline_from_stamp: bool = True
 
     def input_qos(self, topic: str) -> InputQos:
         """The QoS the container subscribes to ``topic`` with (see :class:`InputQos`)."""
@@ -393,7 +398,9 @@ def parse_config(raw: Any, *, source: Path) -> PerceptionConfig:
                                    'wcet_margin', 1.0, 4.0),
         process_per_lane=reader.flag(top.get('process_per_lane', False), 'process_per_lane'),
         inputs=_inputs(reader, top.get('inputs', {}), tasks),
-        input_watchdog=_watchdog(reader, top.get('input_watchdog', {})))
+        input_watchdog=_watchdog(reader, top.get('input_watchdog', {})),
+        deadline_from_stamp=reader.flag(top.get('deadline_from_stamp', True),
+                                        'deadline_from_stamp'))
     if config.process_per_lane:
         for lane in {task.lane for task in tasks}:
             config.for_lane(lane)  # every task must fit in one lane's process

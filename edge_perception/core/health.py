@@ -16,6 +16,7 @@ OK, WARN, ERROR, STALE = 0, 1, 2, 3  # diagnostic_msgs/DiagnosticStatus levels
 LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', STALE: 'STALE'}
 PREFIX = 'edge_perception'
 LANE_ITEM = 'lane '
+SPINNING_KEY = 'spinning_thread: '  # a lane's key per source of spinning-thread work
 # A task's recent miss ratio at which it is reported WARN, then ERROR.
 WARN_MISS_RATIO = 0.05
 ERROR_MISS_RATIO = 0.20
@@ -85,6 +86,7 @@ class TaskHealth:
     response_max_ms: float = math.nan
     wcet_estimate_ms: float = math.nan
     wcet_margin: float = math.nan
+    transport_max_ms: float = math.nan  # camera stamp to receipt, where on this clock
     rta_response_ms: float = math.nan
     schedulable: bool | None = None  # None: not analysed yet
     input: InputHealth | None = None
@@ -118,7 +120,9 @@ class TaskHealth:
             'response_p99_ms': _fmt(self.response_p99_ms),
             'response_max_ms': _fmt(self.response_max_ms),
             'wcet_estimate_ms': _fmt(self.wcet_estimate_ms),
-            'wcet_margin': f'{self.wcet_margin:g}', 'rta_response_ms': _fmt(self.rta_response_ms),
+            'wcet_margin': f'{self.wcet_margin:g}',
+            'transport_max_ms': _fmt(self.transport_max_ms),
+            'rta_response_ms': _fmt(self.rta_response_ms),
             'schedulable': ('unknown' if self.schedulable is None
                             else str(self.schedulable).lower()),
         }
@@ -159,7 +163,9 @@ class TaskHealth:
             response_p99_ms=_number(v, 'response_p99_ms'),
             response_max_ms=_number(v, 'response_max_ms'),
             wcet_estimate_ms=_number(v, 'wcet_estimate_ms'),
-            wcet_margin=_number(v, 'wcet_margin'), rta_response_ms=_number(v, 'rta_response_ms'),
+            wcet_margin=_number(v, 'wcet_margin'),
+            transport_max_ms=_number(v, 'transport_max_ms'),
+            rta_response_ms=_number(v, 'rta_response_ms'),
             schedulable=None if schedulable not in ('true', 'false') else schedulable == 'true',
             input=None if 'input' not in v else InputHealth(
                 v['input'], None if age == 'never' else _number(v, 'last_frame_age_s')),
@@ -199,14 +205,17 @@ def task_level(*, failure: str | None = None, isolated: str | None = None,
 
 @dataclass(frozen=True)
 class LaneHealth:
-    """A lane's share of wall time spent running stages since the previous report, and the
-    jobs waiting per task. A lane whose CUDA device is missing runs on the CPU: WARN."""
+    """A lane's share of wall time spent running stages since the previous report, the
+    jobs waiting per task, and the spinning thread's measured work that delays the lane
+    (source -> its cost and rate). A lane whose CUDA device is missing runs on the CPU:
+    WARN."""
 
     lane: str
     device: str
     fallback: bool
     utilisation: float
     queued: Mapping[str, int] = field(default_factory=dict)
+    spinning: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -223,14 +232,17 @@ class LaneHealth:
     def key_values(self) -> dict[str, str]:
         return {'utilisation': _fmt(self.utilisation), 'device': self.device,
                 'fallback': str(self.fallback).lower(),
-                **{f'queued_{task}': str(n) for task, n in sorted(self.queued.items())}}
+                **{f'queued_{task}': str(n) for task, n in sorted(self.queued.items())},
+                **{f'{SPINNING_KEY}{source}': load for source, load in self.spinning.items()}}
 
     @classmethod
     def from_key_values(cls, lane: str, values: Mapping[str, str]) -> LaneHealth:
         return cls(lane=lane, device=values.get('device', '?'),
                    fallback=values.get('fallback') == 'true',
                    utilisation=_number(values, 'utilisation'),
-                   queued=_by_reason(values, 'queued_'))
+                   queued=_by_reason(values, 'queued_'),
+                   spinning={key[len(SPINNING_KEY):]: value for key, value in values.items()
+                             if key.startswith(SPINNING_KEY)})
 
 
 def health_of(name: str, *, level: int, message: str, hardware_id: str,

@@ -33,6 +33,7 @@ from edge_perception.core.scheduling import (
     padded,
     response_times,
 )
+from edge_perception.core.spinning_load import SPINNING_PREFIX, SpinningLoad
 from edge_perception.core.task_stats import TaskStats
 from edge_perception.core.thread_setup import (
     configure_current_thread,
@@ -58,6 +59,7 @@ class DeadlineScheduler:
         self.priorities = deadline_monotonic(
             TaskTiming(t.name, t.lane, t.period_ns, t.deadline_ns, (1,)) for t in config.tasks)
         self.stats = {name: TaskStats() for name in self.tasks}
+        self.spinning = SpinningLoad()  # the rclpy executor records its thread's work here
         self.guards = {name: FaultGuard() for name in self.tasks}
         self.devices = devices or {lane.name: lane.device for lane in config.lanes}
         self._lane_configs: dict[str, LaneConfig] = {lane.name: lane for lane in config.lanes}
@@ -80,12 +82,32 @@ class DeadlineScheduler:
         with self._stats_lock:
             return self.stats[task].expected_exec_ns()
 
-    def release(self, task: str, stages: Stages, *, stamp_ns: int | None = None) -> Job | None:
+    def opens(self, task: str, stamp_ns: int | None = None) -> bool:
+        """Whether a frame now (stamped ``stamp_ns``) would release a job of ``task``; a
+        frame that would not is counted (skipped inside the period, refused while isolated)
+        and need not even be decoded."""
+        now = self.clock.now_ns()
+        with self._stats_lock:
+            if self.guards[task].isolated(now):
+                self.stats[task].refused += 1
+                return False
+            if not self._slots[task].opens(now, stamp_ns):
+                self.stats[task].skipped += 1
+                return False
+            return True
+
+    def release(self, task: str, stages: Stages, *, stamp_ns: int | None = None,
+                input_delay_ns: int | None = None, transport_ns: int | None = None) -> Job | None:
         """Release a job of ``task`` now; None when it falls inside the current period.
 
         The period is judged by ``stamp_ns`` (when the frame was taken) where the message
         has one, so that transport jitter cannot make a frame of the next period look early;
         by the arrival time otherwise, or when the stamp went backwards (a restarted source).
+        Where the stamp is on this machine's clock, ``input_delay_ns`` (the frame's age now)
+        moves the deadline back to when the camera took the frame, as a user counts it, and
+        ``transport_ns`` (its age when this process received it) is the release jitter the
+        analysis adds; from receipt on, the wait for the spinning thread is the analysis'
+        own blocking and interference.
         """
         now = self.clock.now_ns()
         config = self.tasks[task]
@@ -97,8 +119,11 @@ class DeadlineScheduler:
                 self.stats[task].skipped += 1
                 return None
             self.stats[task].released += 1
+            if transport_ns is not None:
+                self.stats[task].record_transport(max(transport_ns, 0))
         job = Job(task=task, priority=self.priorities[task], release_ns=now,
-                  deadline_ns=now + config.deadline_ns, stages=stages)
+                  deadline_ns=now - max(input_delay_ns or 0, 0) + config.deadline_ns,
+                  stages=stages)
         self.lanes[config.lane].submit(job)
         return job
 
@@ -154,20 +179,24 @@ class DeadlineScheduler:
         return stopped
 
     def timing(self, task: str) -> TaskTiming | None:
-        """The task's measured timing, stage maxima padded by the configured WCET margin
-        (None before any job completed)."""
+        """The task's measured timing, stage maxima and transport padded by the configured
+        WCET margin (None before any job completed)."""
         with self._stats_lock:
             stages = self.stats[task].stage_wcets_ns()
+            delay = self.stats[task].transport_max_ns()
         if not stages:
             return None
         config = self.tasks[task]
+        margin = self.config.wcet_margin
         return TaskTiming(task, config.lane, config.period_ns, config.deadline_ns,
-                          padded(stages, self.config.wcet_margin))
+                          padded(stages, margin), jitter_ns=padded((delay or 0,), margin)[0])
 
     def analysis(self) -> dict[str, ResponseBound]:
-        """Response-time analysis with measured WCETs, over the tasks measured so far."""
+        """Response-time analysis with measured WCETs, over the tasks measured so far, with
+        the spinning thread's measured work above every lane's tasks."""
         timings = [t for t in (self.timing(name) for name in self.tasks) if t is not None]
-        return response_times(timings, self.priorities)
+        return response_times(timings, self.priorities, interference=self.spinning.interference(
+            list(self.lanes), self.config.wcet_margin))
 
     def take_windows(self) -> dict[str, tuple[int, int]]:
         with self._stats_lock:
@@ -193,7 +222,11 @@ class DeadlineScheduler:
             configured = self._lane_configs[name].device
             reports.append(LaneHealth(
                 lane=name, device=self.devices[name], fallback=self.devices[name] != configured,
-                utilisation=min(1.0, (lane.busy_ns - busy) / elapsed), queued=lane.queued()))
+                utilisation=min(1.0, (lane.busy_ns - busy) / elapsed), queued=lane.queued(),
+                spinning={t.name.removeprefix(SPINNING_PREFIX): (
+                    f'{t.wcet_ns / 1e6:.2f} ms every {t.period_ns / 1e6:.1f} ms, '
+                    f'jitter {t.jitter_ns / 1e6:.1f} ms')
+                    for t in self.spinning.interference([name], 1.0)}))
         return reports
 
     def task_report(self, *, variants: Mapping[str, str] | None = None,
@@ -246,6 +279,8 @@ class DeadlineScheduler:
             response_p99_ms=times.p99_ms, response_max_ms=times.max_ms,
             wcet_estimate_ms=stats.wcet_estimate_ns() / 1e6,
             wcet_margin=self.config.wcet_margin,
+            transport_max_ms=math.nan if (transport := stats.transport_max_ns()) is None
+            else transport / 1e6,
             rta_response_ms=bound.response_ns / 1e6 if bound else math.nan,
             schedulable=schedulable,
             input=None if camera is None else InputHealth(

@@ -21,6 +21,9 @@ class TaskTiming:
 
     ``stage_wcets`` are the worst-case times of the task's non-preemptive stages in order;
     their sum is the task's WCET and the last one runs without preemption at the end.
+    ``jitter_ns`` is how long after its nominal arrival a job can be released (a frame's
+    transport from the camera); the response counts from the arrival, and jobs released
+    late can bunch up and interfere more.
     """
 
     name: str
@@ -28,6 +31,7 @@ class TaskTiming:
     period_ns: int
     deadline_ns: int
     stage_wcets: tuple[int, ...]
+    jitter_ns: int = 0
 
     @property
     def wcet_ns(self) -> int:
@@ -64,21 +68,29 @@ def deadline_monotonic(tasks: Iterable[TaskTiming]) -> dict[str, int]:
     return {task.name: rank for rank, task in enumerate(ordered)}
 
 
-def response_times(tasks: Sequence[TaskTiming],
-                   priorities: Mapping[str, int] | None = None) -> dict[str, ResponseBound]:
+def response_times(tasks: Sequence[TaskTiming], priorities: Mapping[str, int] | None = None,
+                   *, interference: Sequence[TaskTiming] = ()) -> dict[str, ResponseBound]:
     """Worst-case response time of every task under limited-preemptive fixed priorities.
 
     Tasks interfere only with tasks on the same lane. ``priorities`` defaults to
-    deadline-monotonic.
+    deadline-monotonic. ``interference`` is work above every task of its lane that is not a
+    task itself (the spinning thread's: :mod:`~edge_perception.core.spinning_load`): it
+    delays the lane's jobs and is never blocked by them.
     """
     priorities = dict(priorities or deadline_monotonic(tasks))
     bounds = {}
     for task in tasks:
         same_lane = [t for t in tasks if t.lane == task.lane and t.name != task.name]
         higher = [t for t in same_lane if priorities[t.name] < priorities[task.name]]
+        higher += [t for t in interference if t.lane == task.lane]
         lower = [t for t in same_lane if priorities[t.name] > priorities[task.name]]
         bounds[task.name] = _bound(task, higher, lower)
     return bounds
+
+
+def _arrived(t: TaskTiming, window: float) -> int:
+    """Most jobs of ``t`` released within ``window`` (jitter lets them bunch up)."""
+    return math.ceil((window + t.jitter_ns) / t.period_ns)
 
 
 def _bound(task: TaskTiming, higher: list[TaskTiming], lower: list[TaskTiming]) -> ResponseBound:
@@ -94,11 +106,11 @@ def _bound(task: TaskTiming, higher: list[TaskTiming], lower: list[TaskTiming]) 
     # Length of the level-i busy period: how many jobs of this task it can contain.
     busy = float(blocking + task.wcet_ns)
     while True:
-        grown = blocking + sum(math.ceil(busy / t.period_ns) * t.wcet_ns for t in (task, *higher))
+        grown = blocking + sum(_arrived(t, busy) * t.wcet_ns for t in (task, *higher))
         if grown <= busy:
             break
         busy = grown
-    jobs = max(1, math.ceil(busy / task.period_ns))
+    jobs = max(1, _arrived(task, busy))
     final = task.stage_wcets[-1]
     worst = 0.0
     for q in range(jobs):
@@ -106,9 +118,11 @@ def _bound(task: TaskTiming, higher: list[TaskTiming], lower: list[TaskTiming]) 
         start = float(blocking + (q + 1) * task.wcet_ns - final)
         while True:
             grown = (blocking + (q + 1) * task.wcet_ns - final
-                     + sum((math.floor(start / t.period_ns) + 1) * t.wcet_ns for t in higher))
+                     + sum((math.floor((start + t.jitter_ns) / t.period_ns) + 1) * t.wcet_ns
+                           for t in higher))
             if grown <= start:
                 break
             start = grown
-        worst = max(worst, start + final - q * task.period_ns)
+        # Job q arrived (q * period - jitter) before the busy period began at its release.
+        worst = max(worst, start + final - q * task.period_ns + task.jitter_ns)
     return ResponseBound(task.name, worst, blocking, worst <= task.deadline_ns)

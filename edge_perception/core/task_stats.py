@@ -41,6 +41,7 @@ class TaskStats:
     _response_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _exec_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _stage_ns: deque[tuple[int, ...]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    _transport_ns: deque[int] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
     def record(self, outcome: JobOutcome, *, budget_ns: int | None) -> bool:
         """Account ``outcome``; True when it overran ``budget_ns``."""
@@ -96,6 +97,14 @@ class TaskStats:
         if self.stale_streak >= STALE_PROBE:
             return 0
         return self.typical_exec_ns()
+
+    def record_transport(self, transport_ns: int) -> None:
+        """A released frame's age when its process received it (taken to received)."""
+        self._transport_ns.append(transport_ns)
+
+    def transport_max_ns(self) -> int | None:
+        """Longest recent transport (None where no frame's stamp was on this clock)."""
+        return max(self._transport_ns, default=None)
 
     def wcet_estimate_ns(self) -> int:
         return max(self._exec_ns, default=0)

@@ -7,11 +7,17 @@ node for the message's staged work and releases it as a job into the
 :class:`~edge_perception.core.scheduler.DeadlineScheduler`, whose lane threads run jobs in
 deadline-monotonic priority order, stage by stage. One subscription may feed several tasks
 (the container subscribes once per camera topic). Every other callback (timers, parameter
-services, diagnostics) runs in the spinning thread as usual.
+services, diagnostics) runs in the spinning thread as usual. The CPU time of what the
+spinning thread runs goes to :attr:`DeadlineScheduler.spinning` (CPU, not wall time: on a
+lane's core the wall time of a callback includes the lane's own work): it delays the lanes,
+and the analysis counts it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import time
 import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -28,15 +34,24 @@ from rclpy.executors import (
     TimeoutException,
     TimeoutObject,
 )
+from rclpy.logging import get_logger
 from rclpy.node import Node
+from rclpy.service import Service
 from rclpy.subscription import Subscription
 from rclpy.task import Future
+from rclpy.timer import Timer
 
 from edge_perception.core.jobs import Stages
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.ros.message_adapter import ns_from_time
 
-StagesFor = Callable[[Any], Stages | None]
+# stages_for(msg, due): the message's staged work, or None; due() says whether the message
+# opens a period of the task (ask it before decoding: most frames of a fast camera do not).
+StagesFor = Callable[[Any, Callable[[], bool]], Stages | None]
+
+# A frame stamped further than this from the wall clock was stamped on another clock (a bag's
+# recording time, a camera's own): its deadline counts from its arrival instead.
+SAME_CLOCK_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -60,14 +75,15 @@ class DeadlineExecutor(Executor):
         self._urgency_of: weakref.WeakKeyDictionary[Node, tuple[int, str]] = (
             weakref.WeakKeyDictionary())
         self._started = False
+        self._off_clock: set[str] = set()  # topics whose stamps are on another clock
 
     def assign(self, group: CallbackGroup, *, task: str, stages_for: StagesFor) -> None:
         """Route messages of subscriptions in ``group`` to ``task``'s lane; a group assigned
         to several tasks releases a job of each per message, most urgent first.
 
-        ``stages_for(msg)`` runs in the spinning thread right after the message is taken (keep
-        it cheap: decode and validate); it returns the job's stages, or None to skip the
-        message.
+        ``stages_for(msg, due)`` runs in the spinning thread right after the message is taken
+        (keep it cheap: validate, and decode only where ``due()``); it returns the job's
+        stages, or None to skip the message.
         """
         if task not in self.scheduler.tasks:
             raise ValueError(f'unknown task {task!r} (known: {sorted(self.scheduler.tasks)})')
@@ -100,22 +116,59 @@ class DeadlineExecutor(Executor):
         routes = self._routes.get(sub.callback_group)
         if routes is None:
             return super()._take_subscription(sub)
+        cpu_before = time.thread_time_ns()
         try:
             with sub.handle:
                 taken = sub.handle.take_message(sub.msg_type, sub.raw)
+            topic = sub.topic_name  # now: a job's stage may shut everything down later
         except InvalidHandle:
             return None
         if taken is None:
             return None
-        msg = taken[0]
+        msg, info = taken
+        stamp_ns = _stamp_ns(msg)
+        received_ns = info['received_timestamp'] or time.time_ns()
+        transport_ns = self._camera_age(topic, stamp_ns, received_ns)
 
         async def release() -> None:
-            for route in routes:
-                stages = route.stages_for(msg)
-                if stages is not None:
-                    self.scheduler.release(route.task, stages, stamp_ns=_stamp_ns(msg))
+            releasing = 0  # CPU spent on the tasks' releases, accounted per task
+            try:
+                for route in routes:
+                    before = time.thread_time_ns()
+                    stages = route.stages_for(
+                        msg, functools.partial(self.scheduler.opens, route.task, stamp_ns))
+                    if stages is None:
+                        continue
+                    self.scheduler.release(
+                        route.task, stages, stamp_ns=stamp_ns, transport_ns=transport_ns,
+                        input_delay_ns=None if transport_ns is None or stamp_ns is None
+                        else time.time_ns() - stamp_ns)
+                    cost = time.thread_time_ns() - before
+                    releasing += cost
+                    self.scheduler.spinning.record(
+                        f'release of {route.task}', received_ns, cost, stamp_ns=stamp_ns,
+                        period_ns=self.scheduler.tasks[route.task].period_ns)
+            finally:
+                self.scheduler.spinning.record(
+                    topic, received_ns, time.thread_time_ns() - cpu_before - releasing,
+                    stamp_ns=stamp_ns)
 
         return release
+
+    def _camera_age(self, topic: str, stamp_ns: int | None, wall_ns: int) -> int | None:
+        """The frame's age at ``wall_ns`` where its stamp is on this machine's clock (None
+        otherwise, said once per topic)."""
+        if stamp_ns is None or not self.scheduler.config.deadline_from_stamp:
+            return None
+        age = wall_ns - stamp_ns
+        if abs(age) <= SAME_CLOCK_NS:
+            return age
+        if topic not in self._off_clock:
+            self._off_clock.add(topic)
+            get_logger('deadline_executor').info(
+                f'{topic}: header stamps are {age / 1e9:.1f} s from this clock (a replayed '
+                'bag, or a camera with a clock of its own): deadlines count from arrival')
+        return None
 
     # rclpy's executor contract, as SingleThreadedExecutor keeps it: every spin goes through
     # _spin_once_impl (after ros2/rclpy#1510 Executor.spin() calls it directly).
@@ -125,14 +178,35 @@ class DeadlineExecutor(Executor):
             self.scheduler.start()
             self._started = True
         try:
-            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+            handler, entity, node = self.wait_for_ready_callbacks(timeout_sec, None,
+                                                                  wait_condition)
         except (ShutdownException, ExternalShutdownException, TimeoutException,
                 ConditionReachedException):
             return
+        start, cpu_before = self.scheduler.clock.now_ns(), time.thread_time_ns()
         handler()
+        # A callback that destroyed its own entity (a shutdown) leaves nothing to time.
+        with contextlib.suppress(InvalidHandle):
+            self._record_callback(entity, node, start, time.thread_time_ns() - cpu_before)
         exception = handler.exception()
         if exception is not None:
             raise exception
+
+    def _record_callback(self, entity: Any, node: Node | None, start: int, cost: int) -> None:
+        """Account a callback of the spinning thread that began at ``start`` and used
+        ``cost`` of CPU (a routed message accounts its own release)."""
+        if isinstance(entity, Subscription) and entity.callback_group in self._routes:
+            return
+        owner = node.get_name() if node is not None else '?'
+        if isinstance(entity, Timer):
+            callback = getattr(entity.callback, '__qualname__', 'timer')
+            self.scheduler.spinning.record(
+                f'{owner}: {callback} every {entity.timer_period_ns / 1e6:g} ms', start, cost,
+                period_ns=entity.timer_period_ns)
+        elif isinstance(entity, Subscription):
+            self.scheduler.spinning.record(f'{owner} on {entity.topic_name}', start, cost)
+        elif isinstance(entity, Service):
+            self.scheduler.spinning.record(f'{owner} serving {entity.srv_name}', start, cost)
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
         self._spin_once_impl(timeout_sec)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
@@ -127,9 +127,10 @@ class PerceptionTaskNode(LeanNode):
                 self.draw_markers = bool(parameter.value)
         return SetParametersResult(successful=True)
 
-    def job_stages(self, msg: Image) -> Stages | None:
-        """Decode ``msg`` now; return the staged work (inference, then publishing), or None
-        for a bad frame, which is counted per reason and costs no job."""
+    def job_stages(self, msg: Image, due: Callable[[], bool] = lambda: True) -> Stages | None:
+        """The staged work of ``msg`` (inference, then publishing), decoded now; None for a
+        bad frame, which is counted per reason and costs no job, and for a frame that is not
+        ``due()`` (inside the task's period), which is not decoded at all."""
         self.frames_received += 1
         if self.watchdog is not None:
             self.watchdog.frame(time.monotonic_ns())
@@ -140,6 +141,8 @@ class PerceptionTaskNode(LeanNode):
             self.bad_frames[reason] += 1
             self.get_logger().warning(f'dropped frame: {reason} ({stamp.sec}.{stamp.nanosec:09d})',
                                       throttle_duration_sec=5.0)
+            return None
+        if not due():
             return None
         try:
             frame = self.frames.frame(self.task.input_topic, msg)

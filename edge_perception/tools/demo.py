@@ -136,6 +136,7 @@ class DetectionCollector(Node):
         self.adapter = message_adapter()
         self.truth = truth
         self.sent: dict[tuple[str, int], int] = {}
+        self.recorded: dict[tuple[str, int], int] = {}  # sent stamp -> stamp in the bag
         self.frames: Counter[str] = Counter()
         self.unsent: Counter[str] = Counter()  # frames the player could not hand to DDS
         self.results = {task.name: TaskResult(task) for task in config.tasks}
@@ -156,6 +157,7 @@ class DetectionCollector(Node):
         """Player callback (player thread): remember when each frame was sent."""
         with self._lock:
             self.sent[(played.topic, played.stamp_ns)] = played.sent_ns
+            self.recorded[(played.topic, played.stamp_ns)] = played.recorded_stamp_ns
             self.frames[played.topic] += 1
 
     def _on_output(self, task: TaskConfig, kind: str, msg: Any, info: MessageInfo) -> None:
@@ -166,13 +168,14 @@ class DetectionCollector(Node):
         stamp = ns_from_time(header.stamp)
         with self._lock:
             sent_ns = self.sent.get((task.input_topic, stamp))
-        if sent_ns is None:
+            recorded = self.recorded.get((task.input_topic, stamp))
+        if sent_ns is None or recorded is None:
             return
         result = self.results[task.name]
         result.response_ns.append(received_ns - sent_ns)
         result.output_stamps.append(stamp)
         result.labels.update(d.label for d in detections)
-        truth = self.truth.get(stamp, {}).get(_TRUTH_KIND[kind])
+        truth = self.truth.get(recorded, {}).get(_TRUTH_KIND[kind])
         if truth is not None and task.input_topic == CAMERA_TOPICS[0]:
             result.scored += 1
             result.counts.add_frame(
@@ -191,7 +194,9 @@ def drive(config: PerceptionConfig, *, spin: Callable[[], None], context: Contex
     """
     collector = DetectionCollector(config, load_truth(bag), context=context)
     player_node = Node('edge_perception_player', context=context)
-    player = BagPlayer(player_node, bag, rate=rate, on_image=collector.on_image)
+    # Restamped as a live camera stamps its frames, so that the containers see each frame's
+    # age on arrival (their deadlines count from the stamp).
+    player = BagPlayer(player_node, bag, rate=rate, on_image=collector.on_image, restamp=True)
     side = SingleThreadedExecutor(context=context)
     side.add_node(player_node)
     side.add_node(collector)

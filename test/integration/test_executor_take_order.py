@@ -3,7 +3,7 @@ and the tasks that one subscription feeds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,7 @@ def task_node(executor: DeadlineExecutor, context: Context, task: str) -> Node:
     group = MutuallyExclusiveCallbackGroup()
     node.create_subscription(Image, f'/{task}/image', lambda msg: None, 1,
                              callback_group=group)
-    executor.assign(group, task=task, stages_for=lambda msg: None)
+    executor.assign(group, task=task, stages_for=lambda msg, due: None)
     return node
 
 
@@ -65,7 +65,7 @@ def test_one_message_releases_every_task_of_its_group_urgent_first(
     group = MutuallyExclusiveCallbackGroup()
     node.create_subscription(Image, '/shared/image', lambda msg: None, 1, callback_group=group)
     for task in ('traffic_sign', 'traffic_light'):
-        deadline_executor.assign(group, task=task, stages_for=lambda msg, task=task: (
+        deadline_executor.assign(group, task=task, stages_for=lambda msg, due, task=task: (
             asked.append((task, msg.header.stamp.sec))))
     camera = Node('camera', context=ros_context)
     publisher = camera.create_publisher(Image, '/shared/image', 1)
@@ -90,7 +90,7 @@ def test_spin_releases_jobs_until_shutdown(deadline_executor: DeadlineExecutor,
     define). It returns once the context shuts down, here from the job's stage."""
     ran: list[int] = []
 
-    def stages(msg: Image) -> Iterator[None]:
+    def stages(msg: Image, due: Callable[[], bool]) -> Iterator[None]:
         ran.append(msg.header.stamp.sec)
         ros_context.try_shutdown()  # as SIGINT would: spin() must return
         yield from ()

@@ -201,6 +201,22 @@ def test_one_subscription_takes_each_frame_for_every_task(
     assert (container.frames.decoded, container.frames.shared) == (1, 1)
 
 
+def test_a_frame_inside_every_task_s_period_is_counted_but_not_decoded(
+        ros_context: Context, container: PerceptionContainer) -> None:
+    """A fast camera's frames between two periods cost a take and a count, not a decode
+    (a 640x480 frame's conversion ran for every frame at 240 Hz, for nothing)."""
+    camera = Camera(ros_context, container.executor)
+    first = image_msg(frame_with('stop'), sec=20)
+    camera.publish(first)
+    camera.wait_for(1)
+    between = image_msg(frame_with('stop'), sec=20)
+    between.header.stamp.nanosec = 30_000_000  # 30 ms on: inside the 100 and 200 ms periods
+    camera.publish(between)
+    spin_until(container.executor, lambda: all(n.frames_received == 2 for n in container.nodes))
+    assert container.frames.decoded == 1
+    assert [container.scheduler.stats[n.task.name].skipped for n in container.nodes] == [1, 1]
+
+
 def test_executor_refuses_an_unknown_task(container: PerceptionContainer) -> None:
     with pytest.raises(ValueError, match=r"unknown task 'lidar' \(known: \['traffic_light'"):
         container.executor.assign(MutuallyExclusiveCallbackGroup(), task='lidar',

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from std_msgs.msg import String
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
 
 from edge_perception.cli import main
 from edge_perception.ros.container import PerceptionContainer
@@ -28,6 +31,7 @@ from edge_perception.tools.bags import (
     BagPlayer,
     bag_topics,
     read_bag,
+    restamped,
     write_synthetic_bag,
 )
 from edge_perception.tools.demo import drive, print_report
@@ -83,6 +87,26 @@ def test_replay_through_the_container_detects_and_reports(
     spin_until(container.executor, lambda: bool(arrays))
     names = {status.name for status in arrays[-1].status}
     assert {'edge_perception: traffic_light', 'edge_perception: traffic_sign'} <= names
+    # The drive stamps frames as it sends them: the container saw their age on arrival and
+    # timed its spinning thread's work per frame, and the analysis has both.
+    scheduler = container.scheduler
+    assert 0 < scheduler.stats['traffic_light'].transport_max_ns() < 1_000_000_000
+    assert scheduler.timing('traffic_light').jitter_ns > 0
+    interference = scheduler.spinning.interference(['cpu'], 1.0)
+    assert any(t.name.endswith(CAMERA_TOPICS[0]) and 90e6 < t.period_ns < 110e6
+               for t in interference)
+
+
+def test_restamping_patches_the_stamp_and_keeps_the_frame() -> None:
+    image = Image(header=Header(stamp=Time(sec=5, nanosec=7), frame_id='camera'),
+                  height=2, width=3, encoding='bgr8', step=9, data=bytes(range(18)))
+    raw = bytes(serialize_message(image))
+    patched = restamped(raw, Image, 1_796_000_000_123_456_789)
+    moved = deserialize_message(patched, Image)
+    assert (moved.header.stamp.sec, moved.header.stamp.nanosec) == (1_796_000_000, 123_456_789)
+    assert (moved.header.frame_id, bytes(moved.data)) == ('camera', bytes(range(18)))
+    image.header.stamp = moved.header.stamp
+    assert patched == bytes(serialize_message(image))  # only the stamp's 8 bytes moved
 
 
 def test_corrupted_frames_are_counted_and_the_rest_processed(

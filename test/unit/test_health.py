@@ -31,7 +31,8 @@ FULL = TaskHealth(
     skipped_frames=3, misses=4, late=2, drops={'stale': 1, 'failed': 1}, overruns=1,
     isolations=0, refused_frames=0, miss_ratio=0.1, recent_miss_ratio=0.062,
     response_p50_ms=41.25, response_p99_ms=120.5, response_max_ms=151.0,
-    wcet_estimate_ms=60.125, wcet_margin=1.2, rta_response_ms=98.75, schedulable=True,
+    wcet_estimate_ms=60.125, wcet_margin=1.2, transport_max_ms=2.375, rta_response_ms=98.75,
+    schedulable=True,
     input=InputHealth('warn', 2.5), node=NodeCounts(44, 38, {'encoding': 2}, 1),
     engine='onnxruntime')
 
@@ -52,7 +53,8 @@ def test_the_key_value_format_is_pinned() -> None:
         'overruns': '1', 'isolations': '0', 'refused_frames': '0', 'miss_ratio': '0.100',
         'recent_miss_ratio': '0.062', 'response_p50_ms': '41.250',
         'response_p99_ms': '120.500', 'response_max_ms': '151.000',
-        'wcet_estimate_ms': '60.125', 'wcet_margin': '1.2', 'rta_response_ms': '98.750',
+        'wcet_estimate_ms': '60.125', 'wcet_margin': '1.2', 'transport_max_ms': '2.375',
+        'rta_response_ms': '98.750',
         'schedulable': 'true', 'engine': 'onnxruntime', 'input': 'warn', 'last_frame_age_s': '2.5',
         'frames_received': '44', 'frames_published': '38', 'bad_frames': '2',
         'bad_frames_encoding': '2', 'mismatched_subscribers': '1'}
@@ -68,7 +70,9 @@ def test_unknown_values_read_as_unknown_not_as_a_crash() -> None:
 
 def test_a_lane_health_reads_back_as_written() -> None:
     lane = LaneHealth('gpu', device='cpu', fallback=True, utilisation=0.25,
-                      queued={'traffic_light': 1})
+                      queued={'traffic_light': 1},
+                      spinning={'/camera/image_raw': '0.80 ms every 33.3 ms, jitter 2.0 ms'})
+    assert lane.key_values()['spinning_thread: /camera/image_raw'].startswith('0.80 ms')
     assert lane.level == WARN
     assert lane.message == 'cpu (CPU fallback: no CUDA device)'
     assert health_of(lane.name, level=lane.level, message=lane.message, hardware_id='gpu',

@@ -106,6 +106,45 @@ def test_the_analysis_pads_measured_maxima_by_the_configured_margin(scheduler: S
     assert verdicts[1.5].response_ns > 100 * MS  # 1.5 x 70 ms: over the period, unbounded
 
 
+def test_a_frame_s_age_moves_its_deadline_and_its_transport_enters_the_analysis(
+        scheduler: Setup) -> None:
+    """The deadline runs from when the camera took the frame: a frame 30 ms old on release
+    has 70 ms of its 100 left, and the analysis answers for the (padded) transport too."""
+    sched, clock, outcomes = scheduler
+    job = sched.release('traffic_light', clock.work([50]), input_delay_ns=30 * MS,
+                        transport_ns=20 * MS)
+    assert job is not None
+    assert job.deadline_ns == job.release_ns + 70 * MS
+    while sched.lanes['gpu'].run_next():
+        pass
+    assert not outcomes[-1].missed  # 30 + 50 = 80 ms
+    clock.advance_ms(100)
+    sched.release('traffic_light', clock.work([50]), input_delay_ns=60 * MS,
+                  transport_ns=40 * MS)
+    while sched.lanes['gpu'].run_next():
+        pass
+    assert outcomes[-1].missed  # 60 + 50 = 110 ms from the camera: late
+    margin = sched.config.wcet_margin
+    assert sched.timing('traffic_light').jitter_ns == pytest.approx(40 * MS * margin, abs=1)
+    bound = sched.analysis()['traffic_light']
+    assert bound.response_ns == pytest.approx((40 + 50) * MS * margin, abs=2)
+    assert not bound.schedulable  # (40 + 50) x 1.3 = 117 ms > 100
+
+
+def test_the_spinning_thread_s_work_delays_every_lane_in_the_analysis(
+        scheduler: Setup) -> None:
+    sched, clock, _ = scheduler
+    sched.release('traffic_light', clock.work([20]))
+    while sched.lanes['gpu'].run_next():
+        pass
+    alone = sched.analysis()['traffic_light'].response_ns
+    for i in range(5):  # a 30 Hz camera whose messages take 4 ms to take and release
+        sched.spinning.record('/camera/image_raw', i * 33 * MS, 4 * MS)
+    margin = sched.config.wcet_margin
+    assert sched.analysis()['traffic_light'].response_ns == pytest.approx(
+        alone + 4 * MS * margin, abs=2)
+
+
 def test_misses_and_drops_are_counted(scheduler: Setup) -> None:
     sched, clock, _ = scheduler
     sched.release('traffic_sign', clock.work([250]))  # deadline 200 ms: late

@@ -79,29 +79,37 @@ def test_exactly_full_utilisation_is_unschedulable_not_a_hang() -> None:
 def simulate(tasks: list[TaskTiming], name: str) -> list[int]:
     """Exact response times of ``name``'s jobs in its critical instant: it and every
     higher-priority task release at 0 and the longest lower-priority stage started 1 ns
-    earlier. Non-preemptive stages, fixed priorities; runs until the busy period ends."""
+    earlier; a task with jitter J released its first job J late and the next ones as early
+    as they can be (k * period - J), and the response counts from the arrival.
+    Non-preemptive stages, fixed priorities; runs until the busy period ends."""
     priority = deadline_monotonic(tasks)
     by_name = {t.name: t for t in tasks}
     lower = [t for t in tasks if priority[t.name] > priority[name]]
     competing = [t.name for t in tasks if priority[t.name] <= priority[name]]
     now = max((t.longest_stage_ns for t in lower), default=1) - 1
-    next_release = dict.fromkeys(competing, 0)
+    released = dict.fromkeys(competing, 0)
+    jitter = by_name[name].jitter_ns
+
+    def release_time(t: TaskTiming, k: int) -> int:
+        return 0 if k == 0 else max(0, k * t.period_ns - t.jitter_ns)
     pending: list[tuple[int, int, int, str]] = []  # (priority, release, stage, task)
     responses = []
     while True:
         for task_name in competing:
-            while next_release[task_name] <= now:
-                pending.append((priority[task_name], next_release[task_name], 0, task_name))
-                next_release[task_name] += by_name[task_name].period_ns
+            t = by_name[task_name]
+            while release_time(t, released[task_name]) <= now:
+                k = released[task_name]
+                pending.append((priority[task_name], k, 0, task_name))
+                released[task_name] += 1
         if not pending:
             return responses  # the level-i busy period is over
         pending.sort()
-        prio, release, stage, task_name = pending.pop(0)
+        prio, k, stage, task_name = pending.pop(0)
         now += by_name[task_name].stage_wcets[stage]
         if stage + 1 < len(by_name[task_name].stage_wcets):
-            pending.append((prio, release, stage + 1, task_name))
+            pending.append((prio, k, stage + 1, task_name))
         elif task_name == name:
-            responses.append(now - release)
+            responses.append(now - (k * by_name[name].period_ns - jitter))
 
 
 def test_analysis_matches_simulation_of_the_critical_instant() -> None:
@@ -124,6 +132,53 @@ def test_analysis_matches_simulation_of_the_critical_instant() -> None:
             checked += 1
     assert checked > 300
     assert later_job_worse > 0
+
+
+def test_release_jitter_bounds_simulation_and_adds_to_the_response() -> None:
+    """A late-released task answers for its transport too, and jittery interferers can
+    bunch: the bound covers the simulated worst case of random sets with jitter."""
+    (alone,) = response_times([TaskTiming('a', 'cpu', 100 * MS, 100 * MS, (30 * MS,),
+                                          jitter_ns=5 * MS)]).values()
+    assert alone.response_ns == 35 * MS
+    # hi (T=50, C=10, J=20) runs at 0 and again at 50 - 20 = 30, before lo's last stage
+    # can start (at 20 + 10): lo ends at 50 instead of 40.
+    hi = TaskTiming('hi', 'cpu', 50 * MS, 50 * MS, (10 * MS,), jitter_ns=20 * MS)
+    lo = task('lo', 200, 200, 10, 10, 10)
+    assert response_times([hi, lo])['lo'].response_ns == 50 * MS
+    steady = TaskTiming('hi', 'cpu', 50 * MS, 50 * MS, (10 * MS,))
+    assert response_times([steady, lo])['lo'].response_ns == 40 * MS
+    rng = random.Random(5)
+    checked = tight = 0
+    for _ in range(200):
+        tasks = []
+        for i in range(rng.randint(2, 4)):
+            period = rng.choice([20, 25, 30, 40, 50, 70, 100])
+            tasks.append(TaskTiming(f't{i}', 'cpu', period * MS, period * MS,
+                                    tuple(rng.randint(1, 12) * MS
+                                          for _ in range(rng.randint(1, 3))),
+                                    jitter_ns=rng.randint(0, period // 2) * MS))
+        for name, bound in response_times(tasks).items():
+            if math.isinf(bound.response_ns):
+                continue
+            worst = max(simulate(tasks, name))
+            assert bound.response_ns >= worst, (tasks, name)
+            tight += int(bound.response_ns == worst)
+            checked += 1
+    assert checked > 200
+    assert tight > checked // 2
+
+
+def test_interference_delays_every_task_of_its_lane_and_blocks_nothing() -> None:
+    spinning = TaskTiming('spinning thread', 'cpu', 50 * MS, 50 * MS, (5 * MS,))
+    tasks = [task('hi', 100, 100, 10), task('lo', 200, 200, 20), task('other', 100, 100, 10,
+                                                                     lane='gpu')]
+    plain = response_times(tasks)
+    loaded = response_times(tasks, interference=[spinning])
+    assert set(loaded) == {'hi', 'lo', 'other'}  # the interference is no task of its own
+    assert loaded['hi'].response_ns == plain['hi'].response_ns + 5 * MS
+    assert loaded['lo'].response_ns == plain['lo'].response_ns + 5 * MS
+    assert loaded['other'].response_ns == plain['other'].response_ns  # another lane
+    assert loaded['hi'].blocking_ns == plain['hi'].blocking_ns
 
 
 def test_padding_scales_every_stage_and_rounds_up() -> None:
