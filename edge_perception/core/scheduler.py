@@ -96,6 +96,13 @@ class DeadlineScheduler:
                 return False
             return True
 
+    def supersede(self, task: str) -> bool:
+        """A frame replaced by a newer one taken with it: counted as skipped, never released
+        (False, as :meth:`opens` answers)."""
+        with self._stats_lock:
+            self.stats[task].skipped += 1
+        return False
+
     def release(self, task: str, stages: Stages, *, stamp_ns: int | None = None,
                 input_delay_ns: int | None = None, transport_ns: int | None = None) -> Job | None:
         """Release a job of ``task`` now; None when it falls inside the current period.

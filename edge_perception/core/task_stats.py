@@ -28,7 +28,7 @@ class TaskStats:
     """
 
     released: int = 0
-    skipped: int = 0  # frames that arrived before the task's next period began
+    skipped: int = 0  # frames inside the task's period, or superseded by a newer one
     refused: int = 0  # frames that arrived while the task was isolated (fault_guard)
     completed: int = 0
     late: int = 0

@@ -146,10 +146,11 @@ class PerceptionContainer:
             topic = task_node.task.input_topic
             if topic not in groups:
                 groups[topic] = MutuallyExclusiveCallbackGroup()
-                # The executor releases jobs instead of calling this callback.
+                # The executor releases jobs instead of calling this callback; it takes the
+                # frames serialised and deserialises only those that release a job.
                 qos = self.config.input_qos(topic)
                 self.node.create_subscription(Image, topic, lambda msg: None, camera_qos(qos),
-                                              callback_group=groups[topic])
+                                              callback_group=groups[topic], raw=True)
                 self.log.info(subscribed_line(topic, qos))
             executor.assign(groups[topic], task=task_node.task.name,
                             stages_for=task_node.job_stages)

@@ -17,6 +17,8 @@ import numpy.typing as npt
 # they are; single-channel 16-bit and float frames (mono / depth-like cameras) become grey.
 FORMATS = {'bgr8': (3, 1), 'rgb8': (3, 1), 'mono8': (1, 1), 'mono16': (1, 2), '16UC1': (1, 2),
            '32FC1': (1, 4)}
+# Encodings whose pixels themselves can be bad (NaN, infinite): only decoding tells.
+PIXELS_CHECKED = frozenset({'32FC1'})
 # Largest frame accepted (4K RGB); a larger declared size is refused before allocation.
 MAX_PIXELS = 3840 * 2160
 
@@ -31,22 +33,28 @@ class ImageDecodeError(ValueError):
         self.reason = reason
 
 
-class ImageFields(Protocol):
-    """The fields of sensor_msgs/Image that decoding reads."""
+class ImageLayoutFields(Protocol):
+    """The fields of sensor_msgs/Image that say how its data is laid out."""
 
     encoding: str
     height: int
     width: int
     step: int
     is_bigendian: int
+
+
+class ImageFields(ImageLayoutFields, Protocol):
+    """The fields of sensor_msgs/Image that decoding reads."""
+
     data: Any
 
 
-def decode_image(msg: ImageFields) -> BgrImage:
-    """Return the image as a contiguous HxWx3 BGR uint8 array (a copy, safe to keep).
+def check_image(msg: ImageLayoutFields, data_size: int) -> None:
+    """Whether ``msg``'s fields and its ``data_size`` bytes make an image decode_image can
+    read (every check but the pixels' own: that is decoding).
 
-    :raises ImageDecodeError: for an unsupported encoding, inconsistent sizes, a bad
-        endianness flag or non-finite float pixels.
+    :raises ImageDecodeError: for an unsupported encoding, inconsistent sizes or a bad
+        endianness flag.
     """
     fmt = FORMATS.get(msg.encoding)
     if fmt is None:
@@ -71,12 +79,23 @@ def decode_image(msg: ImageFields) -> BgrImage:
             'step_too_small',
             f'step {step} is smaller than width*channels*bytes = {row_bytes}',
         )
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
+    if data_size != step * height:
         raise ImageDecodeError(
-            'data_too_short' if data.size < step * height else 'data_too_long',
-            f'data has {data.size} bytes, expected step*height = {step * height}',
+            'data_too_short' if data_size < step * height else 'data_too_long',
+            f'data has {data_size} bytes, expected step*height = {step * height}',
         )
+
+
+def decode_image(msg: ImageFields) -> BgrImage:
+    """Return the image as a contiguous HxWx3 BGR uint8 array (a copy, safe to keep).
+
+    :raises ImageDecodeError: as :func:`check_image`, or for non-finite float pixels.
+    """
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    check_image(msg, data.size)
+    channels, depth = FORMATS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * depth
     rows = data.reshape(height, step)[:, :row_bytes]
     if depth == 1:
         pixels = rows.reshape(height, width, channels)
@@ -94,7 +113,7 @@ def _to_grey(rows: npt.NDArray[np.uint8], encoding: str, depth: int, *,
              big_endian: bool) -> npt.NDArray[np.uint8]:
     """16-bit (top 8 bits) or float (0..1 scaled to 0..255) single-channel pixels as grey."""
     order = '>' if big_endian else '<'
-    kind = 'f' if encoding == '32FC1' else 'u'
+    kind = 'f' if encoding in PIXELS_CHECKED else 'u'
     values = np.ascontiguousarray(rows).view(f'{order}{kind}{depth}')
     if kind == 'u':
         return np.asarray(values >> 8, dtype=np.uint8)

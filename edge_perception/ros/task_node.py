@@ -32,7 +32,8 @@ from edge_perception.core.stamp_gate import StampGate
 from edge_perception.ros.frame_sharing import SharedFrames
 from edge_perception.ros.image_conversion import ImageDecodeError, encode_bgr8
 from edge_perception.ros.lean_node import LeanNode
-from edge_perception.ros.message_adapter import MessageAdapter, markers, ns_from_time
+from edge_perception.ros.message_adapter import MessageAdapter, markers
+from edge_perception.ros.taken_message import TakenMessage
 from edge_perception.runtime.task_models import TaskModels
 from edge_perception.tasks.annotate import annotate
 from edge_perception.tasks.frames import Frame
@@ -127,24 +128,28 @@ class PerceptionTaskNode(LeanNode):
                 self.draw_markers = bool(parameter.value)
         return SetParametersResult(successful=True)
 
-    def job_stages(self, msg: Image, due: Callable[[], bool] = lambda: True) -> Stages | None:
-        """The staged work of ``msg`` (inference, then publishing), decoded now; None for a
-        bad frame, which is counted per reason and costs no job, and for a frame that is not
-        ``due()`` (inside the task's period), which is not decoded at all."""
+    def job_stages(self, taken: TakenMessage,
+                   due: Callable[[], bool] = lambda: True) -> Stages | None:
+        """The staged work of the ``taken`` message (inference, then publishing), decoded
+        now; None for a bad frame, which is counted per reason and costs no job, and for a
+        frame that is not ``due()`` (inside the task's period, or superseded), which is
+        checked from its bytes but neither deserialised nor decoded."""
         self.frames_received += 1
         if self.watchdog is not None:
             self.watchdog.frame(time.monotonic_ns())
-        stamp = msg.header.stamp
-        reason = self.stamps.check(ns_from_time(stamp),
-                                   self.get_clock().now().nanoseconds)
-        if reason is not None:
-            self.bad_frames[reason] += 1
-            self.get_logger().warning(f'dropped frame: {reason} ({stamp.sec}.{stamp.nanosec:09d})',
-                                      throttle_duration_sec=5.0)
-            return None
-        if not due():
-            return None
         try:
+            stamp_ns = taken.stamp_ns
+            reason = self.stamps.check(stamp_ns, self.get_clock().now().nanoseconds)
+            if reason is not None:
+                self.bad_frames[reason] += 1
+                sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+                self.get_logger().warning(f'dropped frame: {reason} ({sec}.{nanosec:09d})',
+                                          throttle_duration_sec=5.0)
+                return None
+            taken.check_image()  # every frame: a bad one is counted even if never run
+            if not due():
+                return None
+            msg = taken.message()
             frame = self.frames.frame(self.task.input_topic, msg)
         except ImageDecodeError as err:
             self.bad_frames[err.reason] += 1
@@ -171,6 +176,6 @@ class PerceptionTaskNode(LeanNode):
 
         The DeadlineExecutor does not call it: it releases :meth:`job_stages` to the lane.
         """
-        stages = self.job_stages(msg)
+        stages = self.job_stages(TakenMessage.of(msg))
         if stages is not None:
             run_to_completion(stages)

@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 from edge_perception.core.config import load_config
 from edge_perception.core.scheduler import DeadlineScheduler
 from edge_perception.ros.deadline_executor import DeadlineExecutor
+from edge_perception.ros.taken_message import TakenMessage
 
 from .conftest import spin_until
 
@@ -66,7 +67,7 @@ def test_one_message_releases_every_task_of_its_group_urgent_first(
     node.create_subscription(Image, '/shared/image', lambda msg: None, 1, callback_group=group)
     for task in ('traffic_sign', 'traffic_light'):
         deadline_executor.assign(group, task=task, stages_for=lambda msg, due, task=task: (
-            asked.append((task, msg.header.stamp.sec))))
+            asked.append((task, msg.message().header.stamp.sec))))
     camera = Node('camera', context=ros_context)
     publisher = camera.create_publisher(Image, '/shared/image', 1)
     try:
@@ -90,8 +91,8 @@ def test_spin_releases_jobs_until_shutdown(deadline_executor: DeadlineExecutor,
     define). It returns once the context shuts down, here from the job's stage."""
     ran: list[int] = []
 
-    def stages(msg: Image, due: Callable[[], bool]) -> Iterator[None]:
-        ran.append(msg.header.stamp.sec)
+    def stages(msg: TakenMessage, due: Callable[[], bool]) -> Iterator[None]:
+        ran.append(msg.message().header.stamp.sec)
         ros_context.try_shutdown()  # as SIGINT would: spin() must return
         yield from ()
 

@@ -15,9 +15,11 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
+from rclpy.duration import Duration
 from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 from edge_perception.core.config import load_config
@@ -215,6 +217,42 @@ def test_a_frame_inside_every_task_s_period_is_counted_but_not_decoded(
     spin_until(container.executor, lambda: all(n.frames_received == 2 for n in container.nodes))
     assert container.frames.decoded == 1
     assert [container.scheduler.stats[n.task.name].skipped for n in container.nodes] == [1, 1]
+
+
+def test_a_frame_that_does_not_deserialise_is_counted_and_the_next_one_runs(
+        ros_context: Context, container: PerceptionContainer) -> None:
+    """The container takes frames serialised: a message cut short (its stamp intact) is a
+    bad frame of every task it would have fed, named in the log, and costs nothing else."""
+    camera = Camera(ros_context, container.executor)
+    whole = bytes(serialize_message(image_msg(frame_with('stop'), sec=30)))
+    camera.publisher.publish(whole[:64])
+    spin_until(container.executor, lambda: all(
+        n.bad_frames['undecodable'] == 1 for n in container.nodes))
+    camera.publish(image_msg(frame_with('stop'), sec=31))
+    camera.wait_for(1)
+    assert all(n.frames_received == 2 for n in container.nodes)
+
+
+def test_frames_queued_together_release_the_newest(
+        ros_context: Context, container: PerceptionContainer) -> None:
+    """Frames that queued while the spinning thread was away are taken together and the
+    newest is released, as a depth-1 reader would, but the older ones are counted (and
+    checked from their bytes, not decoded): the oldest was the one released, up to 5
+    frames stale."""
+    camera = Camera(ros_context, container.executor)
+    for nanosec in (0, 10_000_000, 20_000_000):
+        frame = image_msg(frame_with('stop'), sec=50)
+        frame.header.stamp.nanosec = nanosec
+        camera.publish(frame)
+    # Acknowledged by the container's reader: all three wait in its queue.
+    assert camera.publisher.wait_for_all_acked(Duration(seconds=10))
+    camera.wait_for(1)
+    header, _, _ = message_adapter().read_detections('traffic_light',
+                                                     camera.outputs['traffic_light'][0])
+    assert (header.stamp.sec, header.stamp.nanosec) == (50, 20_000_000)
+    assert all(n.frames_received == 3 for n in container.nodes)
+    assert [container.scheduler.stats[n.task.name].skipped for n in container.nodes] == [2, 2]
+    assert container.frames.decoded == 1
 
 
 def test_executor_refuses_an_unknown_task(container: PerceptionContainer) -> None:
