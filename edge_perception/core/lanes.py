@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -41,7 +42,9 @@ class Lane:
     def __init__(self, *, name: str, clock: Clock, on_outcome: OutcomeListener,
                  expected_exec_ns: Callable[[str], int], queue_limit: int = 1,
                  max_batch: int = 1,
-                 hand_over: Callable[[str, Job], None] | None = None) -> None:
+                 hand_over: Callable[[str, Job], None] | None = None,
+                 spinning_cpu_ns: Callable[[], int] = lambda: 0,
+                 thread_cpu_ns: Callable[[], int] = time.thread_time_ns) -> None:
         if queue_limit < 1:
             raise ValueError(f'lane {name}: queue_limit must be >= 1, got {queue_limit}')
         if max_batch < 1:
@@ -53,6 +56,8 @@ class Lane:
         self._queue_limit = queue_limit
         self._max_batch = max_batch
         self._hand_over = hand_over
+        self._spinning_cpu_ns = spinning_cpu_ns
+        self._thread_cpu_ns = thread_cpu_ns
         self._ready: list[tuple[tuple[int, int, int], Job]] = []
         self._waiting: Counter[str] = Counter()  # not-yet-started jobs per task
         self._lock = threading.Lock()
@@ -108,19 +113,32 @@ class Lane:
             self._finish(job, dropped='aborted')
             return True
         members = [job, *self._pack(job, now)]
+        own_before, spinning_before = self._thread_cpu_ns(), self._spinning_cpu_ns()
         states = self._run_step(members)
         end = self._clock.now_ns()
-        self.busy_ns += end - now
+        took = self._own_time(end - now, self._thread_cpu_ns() - own_before,
+                              self._spinning_cpu_ns() - spinning_before)
+        self.busy_ns += took
         for member, state in zip(members, states, strict=True):
             member.started = True
-            member.exec_ns += end - now  # a shared batch counts fully for every member
-            member.stage_ns.append(end - now)
+            member.exec_ns += took  # a shared batch counts fully for every member
+            member.stage_ns.append(took)
             member.stages_run += 1
             if state == 'more':
                 self._requeue(member)
             else:
                 self._finish(member, dropped=None if state == 'done' else 'failed')
         return True
+
+    @staticmethod
+    def _own_time(wall_ns: int, thread_cpu_ns: int, spinning_cpu_ns: int) -> int:
+        """A stage's time without the spinning thread's work that ran while this lane waited
+        (its core, or the GIL): the analysis counts that work as interference above every
+        task, and in the stage's time too it counted twice (the diagnostics timer's 3-5 ms
+        inside an urgent stage's maximum). Work that ran in parallel, while the lane's thread
+        ran too, is not subtracted."""
+        waited = max(0, wall_ns - thread_cpu_ns)
+        return wall_ns - min(waited, max(0, spinning_cpu_ns))
 
     def _requeue(self, job: Job) -> None:
         target = None if job.pending is None else job.pending.lane

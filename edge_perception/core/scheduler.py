@@ -69,7 +69,8 @@ class DeadlineScheduler:
         self.lanes = {
             lane.name: Lane(name=lane.name, clock=self.clock, on_outcome=self._record,
                             expected_exec_ns=self.expected_exec_ns, queue_limit=queue_limit,
-                            max_batch=lane.max_batch, hand_over=self._hand_over)
+                            max_batch=lane.max_batch, hand_over=self._hand_over,
+                            spinning_cpu_ns=self.spinning.cpu_ns)
             for lane in config.lanes
         }
         self._workers: list[LaneWorker] = []

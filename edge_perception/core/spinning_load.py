@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -72,6 +73,24 @@ class SpinningLoad:
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
         self._lock = threading.Lock()
+        self._thread: tuple[int, int] | None = None  # (thread ident, its CPU clock id)
+
+    def follow_current_thread(self) -> None:
+        """Make the calling thread the spinning thread whose CPU time :meth:`cpu_ns` reads
+        (a no-op when it already is)."""
+        ident = threading.get_ident()
+        if self._thread is None or self._thread[0] != ident:
+            self._thread = (ident, time.pthread_getcpuclockid(ident))
+
+    def cpu_ns(self) -> int:
+        """CPU time the spinning thread has used so far (0 before one is followed, or once
+        it exited): lanes take it out of their stage times."""
+        if self._thread is None:
+            return 0
+        try:
+            return time.clock_gettime_ns(self._thread[1])
+        except OSError:
+            return 0
 
     def record(self, source: str, arrival_ns: int, cost_ns: int, *,
                period_ns: int | None = None, stamp_ns: int | None = None) -> None:

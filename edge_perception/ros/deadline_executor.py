@@ -220,6 +220,7 @@ class DeadlineExecutor(Executor):
         if not self._started:
             self.scheduler.start()
             self._started = True
+        self.scheduler.spinning.follow_current_thread()
         try:
             handler, entity, node = self.wait_for_ready_callbacks(timeout_sec, None,
                                                                   wait_condition)

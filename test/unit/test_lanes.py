@@ -271,3 +271,42 @@ def test_a_stage_for_another_lane_moves_the_job_there(clock: FakeClock) -> None:
     assert lanes['gpu'].run_next()
     assert results == [100, 200]
     assert [(o.task, o.dropped) for o in recorder.outcomes] == [('frame1', None), ('frame2', None)]
+
+
+class CpuCounters:
+    """The lane thread's and the spinning thread's CPU clocks, moved by hand."""
+
+    def __init__(self) -> None:
+        self.lane = 0
+        self.spinning = 0
+
+
+def stage_ms_with(clock: FakeClock, counters: CpuCounters, *, lane_ms: float,
+                  spinning_ms: float, wall_ms: float) -> float:
+    recorder = Recorder()
+    lane = Lane(name='gpu', clock=clock, on_outcome=recorder, expected_exec_ns=lambda _: 0,
+                spinning_cpu_ns=lambda: counters.spinning, thread_cpu_ns=lambda: counters.lane)
+
+    def stage() -> Iterator[None]:
+        yield
+        counters.lane += round(lane_ms * MS)
+        counters.spinning += round(spinning_ms * MS)
+        clock.advance_ms(wall_ms)
+
+    lane.submit(job(clock, 'light', 0, 500, stage()))
+    run_all(lane)
+    (outcome,) = recorder.outcomes
+    return outcome.stage_ns[0] / MS
+
+
+def test_spinning_work_that_kept_the_lane_waiting_is_not_the_stage_s_time(
+        clock: FakeClock) -> None:
+    """The analysis counts the spinning thread's work as interference: inside the stage's
+    time it would count twice. Only the part the lane waited for comes out."""
+    counters = CpuCounters()
+    # Shared core: 6 ms of the lane's own work, 4 ms of diagnostics in between.
+    assert stage_ms_with(clock, counters, lane_ms=6, spinning_ms=4, wall_ms=10) == 6
+    # Another core: both ran at once, the lane never waited.
+    assert stage_ms_with(clock, counters, lane_ms=10, spinning_ms=4, wall_ms=10) == 10
+    # The lane waited 5 ms (a GPU, a thread pool) and the spinning thread ran 2 ms of it.
+    assert stage_ms_with(clock, counters, lane_ms=5, spinning_ms=2, wall_ms=10) == 8

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from edge_perception.core.spinning_load import COLD_RUNS, SpinningLoad
@@ -71,3 +74,35 @@ def test_cold_first_runs_are_left_out_of_the_cost() -> None:
     load.record('diagnostics', COLD_RUNS * 1000 * MS, 2 * MS, period_ns=1000 * MS)
     (timing,) = load.interference(['cpu'], 1.0)
     assert timing.wcet_ns == 2 * MS
+
+
+def test_the_followed_thread_s_cpu_time_is_read_from_another_thread() -> None:
+    """Lanes read the spinning thread's CPU clock around each stage: while it sleeps it
+    uses none, while it computes about its wall time."""
+    load = SpinningLoad()
+    assert load.cpu_ns() == 0  # nothing followed yet
+    followed, compute, computed, finish = (threading.Event() for _ in range(4))
+
+    def spinning_thread() -> None:
+        load.follow_current_thread()
+        followed.set()
+        compute.wait()
+        until = time.monotonic() + 0.05
+        while time.monotonic() < until:
+            pass
+        computed.set()
+        finish.wait()
+
+    thread = threading.Thread(target=spinning_thread)
+    thread.start()
+    followed.wait()
+    before = load.cpu_ns()
+    time.sleep(0.05)
+    slept = load.cpu_ns() - before
+    compute.set()
+    computed.wait()
+    busy = load.cpu_ns() - before - slept
+    finish.set()
+    thread.join()
+    assert slept < 10 * MS
+    assert busy > 25 * MS
