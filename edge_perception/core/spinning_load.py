@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from edge_perception.core.scheduling import TaskTiming, padded
@@ -74,6 +74,10 @@ class SpinningLoad:
         self._sources: dict[str, _Source] = {}
         self._lock = threading.Lock()
         self._thread: tuple[int, int] | None = None  # (thread ident, its CPU clock id)
+        # Every source's timing as of ``_recorded`` runs: one report asks for it once per
+        # lane and once for the analysis, and each costs a median over the source's history.
+        self._recorded = 0
+        self._timings: tuple[int, list[TaskTiming]] = (-1, [])
 
     def follow_current_thread(self) -> None:
         """Make the calling thread the spinning thread whose CPU time :meth:`cpu_ns` reads
@@ -100,6 +104,7 @@ class SpinningLoad:
         with self._lock:
             entry = self._sources.setdefault(source, _Source(period_ns))
             entry.runs += 1
+            self._recorded += 1
             entry.arrivals.append(arrival_ns)
             if stamp_ns is not None:
                 entry.stamps.append(stamp_ns)
@@ -111,8 +116,19 @@ class SpinningLoad:
     def interference(self, lanes: list[str], margin: float) -> list[TaskTiming]:
         """Each source as periodic work above every task of each of ``lanes`` (costs padded
         by ``margin`` like the tasks' own); sources without a known rate yet are left out."""
+        return [replace(timing, lane=lane, stage_wcets=padded(timing.stage_wcets, margin))
+                for lane in lanes for timing in self._unpadded()]
+
+    def _unpadded(self) -> list[TaskTiming]:
         with self._lock:
+            recorded, cached = self._timings
+            if recorded == self._recorded:
+                return cached
+            recorded = self._recorded
             sources = {name: source.copy() for name, source in self._sources.items()}
-        return [timing for lane in lanes for name, source in sources.items()
-                if (timing := source.timing(f'{SPINNING_PREFIX}{name}', lane, margin))
-                is not None]
+        timings = [timing for name, source in sources.items()
+                   if (timing := source.timing(f'{SPINNING_PREFIX}{name}', '', 1.0))
+                   is not None]
+        with self._lock:
+            self._timings = (recorded, timings)
+        return timings

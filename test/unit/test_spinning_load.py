@@ -56,6 +56,18 @@ def test_a_timer_has_its_own_period_and_costs_are_padded_per_lane() -> None:
     assert timings[0].wcet_ns == pytest.approx(6 * MS)
 
 
+def test_a_run_recorded_after_a_report_counts_in_the_next() -> None:
+    """One report asks for the timings per lane and for the analysis: they are computed once,
+    and again as soon as the spinning thread ran anything since."""
+    load = SpinningLoad()
+    for second in range(COLD_RUNS + 1):
+        load.record('diagnostics', second * 1000 * MS, 4 * MS, period_ns=1000 * MS)
+    assert [t.wcet_ns for t in load.interference(['gpu'], 1.0)] == [4 * MS]
+    assert load.interference(['cpu'], 2.0)[0].wcet_ns == 8 * MS
+    load.record('diagnostics', 5000 * MS, 7 * MS, period_ns=1000 * MS)
+    assert [t.wcet_ns for t in load.interference(['gpu'], 1.0)] == [7 * MS]
+
+
 def test_a_source_without_a_known_rate_is_left_out() -> None:
     load = SpinningLoad()
     load.record('/camera', 0, MS)
