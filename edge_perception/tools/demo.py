@@ -27,7 +27,7 @@ from rclpy.node import Node
 from rclpy.subscription import MessageInfo
 
 from edge_perception.core.config import PerceptionConfig, TaskConfig
-from edge_perception.core.release_slots import ReleaseSlots
+from edge_perception.core.release_slots import PERIOD_TOLERANCE, ReleaseSlots
 from edge_perception.core.statistics import ResponseTimes
 from edge_perception.monitor.timeline import Sample, TaskTimeline, write_log
 from edge_perception.ros.container import PerceptionContainer
@@ -88,9 +88,20 @@ class TaskResult:
 
     def due(self, stamps_ns: Sequence[int]) -> list[int]:
         """The frames of ``stamps_ns`` that owe an output (the recorded schedule, not the
-        jittery send times): one per task period, by the scheduler's own release rule."""
+        jittery send times): one per task period, by the scheduler's own release rule.
+
+        The last one owes only where the drive went on long enough after the task's previous
+        answered frame for that rule to allow another release: a drive that stops 25 ms into
+        a 100 ms period owes nothing for it to a task that answered a frame 60 ms into the
+        period before (ours' one end-to-end miss at a 480 Hz camera was such a period)."""
+        ordered = sorted(stamps_ns)
         slots = ReleaseSlots(self.task.period_ns)
-        return [stamp for stamp in sorted(stamps_ns) if slots.admit(stamp, stamp)]
+        due = [stamp for stamp in ordered if slots.admit(stamp, stamp)]
+        before = [stamp for stamp in self.output_stamps if due and stamp < due[-1]]
+        spacing = self.task.period_ns * (1 - PERIOD_TOLERANCE)
+        if before and ordered[-1] < max(before) + spacing:
+            due.pop()
+        return due
 
     def periods(self, stamps_ns: Sequence[int]) -> PeriodOutcomes:
         """Each task period (a due frame up to the next) is met when an output for a frame

@@ -54,3 +54,18 @@ def test_an_output_for_any_frame_of_the_period_meets_it(repo_root: Path) -> None
     late = answered(light_task(repo_root), {50: 40, 140: 101})
     periods = late.periods(camera(100, 0.17))
     assert (periods.due, periods.missed, periods.silent) == (2, 1, 0)
+
+
+def test_a_drive_cut_short_owes_no_last_period_the_release_rule_forbids(
+        repo_root: Path) -> None:
+    # 5 s of a 480 Hz camera; periods open at frames 0, 75, 175, ... 4975 (51). A task that
+    # answered a frame 36 ms past each grid point may release again only 75 ms after its
+    # last, at 5011: after the drive's last frame (4998), so the 23 ms left owe nothing.
+    frames = camera(480, 5.0)
+    late_in_period = answered(light_task(repo_root), {k * 100 + 36: 20 for k in range(50)})
+    periods = late_in_period.periods(frames)
+    assert (periods.due, periods.missed) == (50, 0)
+    # Answering 10 ms past each grid point, it could have released at 4985: that is a miss.
+    early_in_period = answered(light_task(repo_root), {k * 100 + 10: 20 for k in range(50)})
+    periods = early_in_period.periods(frames)
+    assert (periods.due, periods.missed, periods.silent) == (51, 1, 1)
