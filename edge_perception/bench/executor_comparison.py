@@ -114,6 +114,7 @@ class TaskRow:
     executor_misses: tuple[int, int, int] | None  # ours: (late, dropped, skipped) jobs
     response_ms: tuple[float, ...]
     unsent: int = 0  # frames the camera (the player) could not hand to DDS: see BagPlayer
+    rta_terms_ms: tuple[float, ...] = ()  # ours: the bound's WCET, blocking, interference, jitter
 
     @property
     def miss_ratio(self) -> float:
@@ -298,7 +299,8 @@ def task_rows(name: str, collector: DetectionCollector,
             recall=result.counts.recall,
             engine='-' if report is None or not report.engine else report.engine,
             response_ms=tuple(r / 1e6 for r in result.response_ns),
-            unsent=collector.unsent[result.task.input_topic]))
+            unsent=collector.unsent[result.task.input_topic],
+            rta_terms_ms=() if report is None else report.rta_terms_ms))
     return rows
 
 
@@ -377,16 +379,30 @@ def mean_recall(rows: Sequence[TaskRow], executor: str) -> float:
 
 
 def admitted_summary(rows: Sequence[TaskRow], executor: str) -> str:
-    """The analysis's promise checked: misses of the tasks it admitted (target 0)."""
-    admitted = [r for r in rows if r.executor == executor and r.schedulable]
+    """The analysis's promise checked: misses of the tasks it admitted (target 0); and
+    where it admitted none, what kept out the task nearest to admission."""
+    mine = [r for r in rows if r.executor == executor]
+    admitted = [r for r in mine if r.schedulable]
     if not admitted:
-        return f'tasks the analysis admits ({executor}): none'
+        return f'tasks the analysis admits ({executor}): none{_nearest_refused(mine)}'
     inside = sum(r.executor_misses[0] + r.executor_misses[1] for r in admitted
                  if r.executor_misses is not None)
     return (f'tasks the analysis admits ({executor}): {", ".join(r.task for r in admitted)}; '
             'their misses: '
             f'{inside} inside the executor (late + dropped), {sum(r.misses for r in admitted)} '
             f'end to end, of {sum(r.due for r in admitted)} task periods (target 0)')
+
+
+def _nearest_refused(rows: Sequence[TaskRow]) -> str:
+    bounded = [r for r in rows if r.rta_ms is not None and math.isfinite(r.rta_ms)
+               and len(r.rta_terms_ms) == 4]
+    if not bounded:
+        return ''
+    r = min(bounded, key=lambda row: (row.rta_ms or 0) / row.deadline_ms)
+    wcet, blocking, interference, jitter = r.rta_terms_ms
+    return (f'; nearest, {r.task}: bound {r.rta_ms:.1f} ms = WCET {wcet:.1f} + blocking '
+            f'{blocking:.1f} + interference {interference:.1f} + release jitter {jitter:.1f} '
+            f'> deadline {r.deadline_ms:.1f} ms')
 
 
 def plot(workload: Workload, rows: Sequence[TaskRow], path: Path) -> None:

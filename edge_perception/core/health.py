@@ -88,6 +88,11 @@ class TaskHealth:
     wcet_margin: float = math.nan
     transport_max_ms: float = math.nan  # camera stamp to receipt, where on this clock
     rta_response_ms: float = math.nan
+    # The bound's terms (see scheduling.ResponseBound): why a task is not schedulable.
+    rta_wcet_ms: float = math.nan
+    rta_blocking_ms: float = math.nan
+    rta_interference_ms: float = math.nan
+    rta_jitter_ms: float = math.nan
     schedulable: bool | None = None  # None: not analysed yet
     input: InputHealth | None = None
     node: NodeCounts | None = None
@@ -123,6 +128,10 @@ class TaskHealth:
             'wcet_margin': f'{self.wcet_margin:g}',
             'transport_max_ms': _fmt(self.transport_max_ms),
             'rta_response_ms': _fmt(self.rta_response_ms),
+            'rta_wcet_ms': _fmt(self.rta_wcet_ms),
+            'rta_blocking_ms': _fmt(self.rta_blocking_ms),
+            'rta_interference_ms': _fmt(self.rta_interference_ms),
+            'rta_jitter_ms': _fmt(self.rta_jitter_ms),
             'schedulable': ('unknown' if self.schedulable is None
                             else str(self.schedulable).lower()),
         }
@@ -166,6 +175,10 @@ class TaskHealth:
             wcet_margin=_number(v, 'wcet_margin'),
             transport_max_ms=_number(v, 'transport_max_ms'),
             rta_response_ms=_number(v, 'rta_response_ms'),
+            rta_wcet_ms=_number(v, 'rta_wcet_ms'),
+            rta_blocking_ms=_number(v, 'rta_blocking_ms'),
+            rta_interference_ms=_number(v, 'rta_interference_ms'),
+            rta_jitter_ms=_number(v, 'rta_jitter_ms'),
             schedulable=None if schedulable not in ('true', 'false') else schedulable == 'true',
             input=None if 'input' not in v else InputHealth(
                 v['input'], None if age == 'never' else _number(v, 'last_frame_age_s')),

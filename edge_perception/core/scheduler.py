@@ -290,6 +290,10 @@ class DeadlineScheduler:
             transport_max_ms=math.nan if (transport := stats.transport_max_ns()) is None
             else transport / 1e6,
             rta_response_ms=bound.response_ns / 1e6 if bound else math.nan,
+            rta_wcet_ms=bound.wcet_ns / 1e6 if bound else math.nan,
+            rta_blocking_ms=bound.blocking_ns / 1e6 if bound else math.nan,
+            rta_interference_ms=bound.interference_ns / 1e6 if bound else math.nan,
+            rta_jitter_ms=bound.jitter_ns / 1e6 if bound else math.nan,
             schedulable=schedulable,
             input=None if camera is None else InputHealth(
                 camera.level, None if camera.last_frame_ns is None

@@ -53,10 +53,20 @@ def padded(stage_ns: Sequence[int], margin: float) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class ResponseBound:
+    """A task's worst-case response and what it is made of: its own WCET, blocking by one
+    lower-priority stage, its release jitter, and the rest (higher-priority tasks, the
+    spinning thread, earlier jobs of its own busy period) as interference."""
+
     task: str
     response_ns: float  # math.inf when the busy period does not end (utilisation >= 1)
     blocking_ns: int
     schedulable: bool
+    wcet_ns: int = 0
+    jitter_ns: int = 0
+
+    @property
+    def interference_ns(self) -> float:
+        return self.response_ns - self.wcet_ns - self.blocking_ns - self.jitter_ns
 
 
 def deadline_monotonic(tasks: Iterable[TaskTiming]) -> dict[str, int]:
@@ -102,7 +112,7 @@ def _bound(task: TaskTiming, higher: list[TaskTiming], lower: list[TaskTiming]) 
     # period below, which only ends when utilisation < 1, grew forever.
     utilisation = sum(Fraction(t.wcet_ns, t.period_ns) for t in (task, *higher))
     if utilisation >= 1:
-        return ResponseBound(task.name, math.inf, blocking, False)
+        return ResponseBound(task.name, math.inf, blocking, False, task.wcet_ns, task.jitter_ns)
     # Length of the level-i busy period: how many jobs of this task it can contain.
     busy = float(blocking + task.wcet_ns)
     while True:
@@ -125,4 +135,5 @@ def _bound(task: TaskTiming, higher: list[TaskTiming], lower: list[TaskTiming]) 
             start = grown
         # Job q arrived (q * period - jitter) before the busy period began at its release.
         worst = max(worst, start + final - q * task.period_ns + task.jitter_ns)
-    return ResponseBound(task.name, worst, blocking, worst <= task.deadline_ns)
+    return ResponseBound(task.name, worst, blocking, worst <= task.deadline_ns, task.wcet_ns,
+                         task.jitter_ns)

@@ -53,6 +53,8 @@ class TaskRow:
     late: int = 0
     skipped: int = 0  # frames not released: inside the task's period, or refused (isolated)
     rta_ms: float = math.nan  # response-time bound by analysis
+    # Its terms: WCET, blocking, interference, release jitter (ms).
+    rta_terms_ms: tuple[float, float, float, float] = (math.nan,) * 4
     engine: str = ''  # what ran its models: tvm, onnxruntime or both
 
     @classmethod
@@ -66,7 +68,9 @@ class TaskRow:
                    schedulable=('unknown' if h.schedulable is None
                                 else str(h.schedulable).lower()),
                    late=h.late, skipped=h.skipped_frames + h.refused_frames,
-                   rta_ms=h.rta_response_ms, engine=h.engine)
+                   rta_ms=h.rta_response_ms, engine=h.engine,
+                   rta_terms_ms=(h.rta_wcet_ms, h.rta_blocking_ms, h.rta_interference_ms,
+                                 h.rta_jitter_ms))
 
 
 @dataclass(frozen=True)

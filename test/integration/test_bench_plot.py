@@ -9,9 +9,11 @@ from functools import partial
 from pathlib import Path
 
 from edge_perception.bench.executor_comparison import (
+    OURS,
     ROWS,
     TaskRow,
     Workload,
+    admitted_summary,
     format_report,
     plot,
 )
@@ -64,6 +66,20 @@ def test_plot_writes_a_png(repo_root: Path, tmp_path: Path) -> None:
     # The per-lane stock rows are baselines too: the best of them here.
     assert ('ours vs the best stock baseline (stock Single per lane, depth 1): 100.0% fewer'
             in report[-2])
+
+
+def test_where_the_analysis_admits_nothing_the_nearest_task_s_bound_is_explained() -> None:
+    refused = [dataclasses.replace(row, schedulable=False, rta_ms=rta, rta_terms_ms=terms)
+               for row, rta, terms in zip(
+                   [r for r in rows_of() if r.executor == OURS],
+                   (96.0, math.inf), ((40.0, 30.0, 16.0, 10.0), (60.0, 0.0, math.inf, 0.0)),
+                   strict=True)]
+    assert admitted_summary(refused, OURS) == (
+        'tasks the analysis admits (deadline (ours)): none; nearest, traffic_light: bound '
+        '96.0 ms = WCET 40.0 + blocking 30.0 + interference 16.0 + release jitter 10.0 > '
+        'deadline 80.0 ms')
+    unbounded = [dataclasses.replace(row, rta_ms=math.inf) for row in refused]
+    assert admitted_summary(unbounded, OURS) == 'tasks the analysis admits (deadline (ours)): none'
 
 
 def test_the_sweep_reports_and_plots_every_row_by_load(repo_root: Path,

@@ -16,7 +16,9 @@ def task_status(task: str, *, level: int, p50: float, p99: float, ratio: float,
                 'drops': '3', 'miss_ratio': f'{ratio:.3f}', 'recent_miss_ratio': f'{ratio:.3f}',
                 'response_p50_ms': f'{p50:.3f}', 'response_p99_ms': f'{p99:.3f}',
                 'schedulable': 'true', 'bad_frames': '0', 'late': '2', 'skipped_frames': '10',
-                'refused_frames': '1', 'rta_response_ms': '42.500'})
+                'refused_frames': '1', 'rta_response_ms': '42.500', 'rta_wcet_ms': '20.000',
+                'rta_blocking_ms': '10.000', 'rta_interference_ms': '10.000',
+                'rta_jitter_ms': '2.500'})
 
 
 def lane_status(lane: str, *, fallback: bool, utilisation: float) -> Status:

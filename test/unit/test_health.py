@@ -32,6 +32,7 @@ FULL = TaskHealth(
     isolations=0, refused_frames=0, miss_ratio=0.1, recent_miss_ratio=0.062,
     response_p50_ms=41.25, response_p99_ms=120.5, response_max_ms=151.0,
     wcet_estimate_ms=60.125, wcet_margin=1.2, transport_max_ms=2.375, rta_response_ms=98.75,
+    rta_wcet_ms=72.25, rta_blocking_ms=12.5, rta_interference_ms=11.0, rta_jitter_ms=3.0,
     schedulable=True,
     input=InputHealth('warn', 2.5), node=NodeCounts(44, 38, {'encoding': 2}, 1),
     engine='onnxruntime')
@@ -54,7 +55,8 @@ def test_the_key_value_format_is_pinned() -> None:
         'recent_miss_ratio': '0.062', 'response_p50_ms': '41.250',
         'response_p99_ms': '120.500', 'response_max_ms': '151.000',
         'wcet_estimate_ms': '60.125', 'wcet_margin': '1.2', 'transport_max_ms': '2.375',
-        'rta_response_ms': '98.750',
+        'rta_response_ms': '98.750', 'rta_wcet_ms': '72.250', 'rta_blocking_ms': '12.500',
+        'rta_interference_ms': '11.000', 'rta_jitter_ms': '3.000',
         'schedulable': 'true', 'engine': 'onnxruntime', 'input': 'warn', 'last_frame_age_s': '2.5',
         'frames_received': '44', 'frames_published': '38', 'bad_frames': '2',
         'bad_frames_encoding': '2', 'mismatched_subscribers': '1'}

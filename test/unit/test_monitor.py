@@ -19,6 +19,7 @@ def test_board_keeps_the_latest_row_per_task_and_lane() -> None:
     assert (signs.level, signs.deadline_ms, signs.misses) == (2, 200.0, 37)
     assert (signs.p50_ms, signs.p99_ms) == (150 + 39, 230 + 39)
     assert (signs.late, signs.skipped, signs.rta_ms) == (2, 11, 42.5)
+    assert signs.rta_terms_ms == (20.0, 10.0, 10.0, 2.5)
     assert [(lane.lane, lane.fallback, lane.queued) for lane in snapshot.lanes] == [
         ('cpu', False, 1), ('gpu', True, 1)]
     assert snapshot.updated_s == 39.0

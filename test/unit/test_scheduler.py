@@ -129,6 +129,10 @@ def test_a_frame_s_age_moves_its_deadline_and_its_transport_enters_the_analysis(
     bound = sched.analysis()['traffic_light']
     assert bound.response_ns == pytest.approx((40 + 50) * MS * margin, abs=2)
     assert not bound.schedulable  # (40 + 50) x 1.3 = 117 ms > 100
+    # /diagnostics says why: 65 ms of its own and 52 of release jitter.
+    health = next(h for h in sched.task_report() if h.task == 'traffic_light')
+    assert (health.rta_wcet_ms, health.rta_jitter_ms) == pytest.approx((65, 52), abs=1e-5)
+    assert (health.rta_blocking_ms, health.rta_interference_ms) == pytest.approx((0, 0), abs=1e-5)
 
 
 def test_the_spinning_thread_s_work_delays_every_lane_in_the_analysis(

@@ -181,6 +181,18 @@ def test_interference_delays_every_task_of_its_lane_and_blocks_nothing() -> None
     assert loaded['hi'].blocking_ns == plain['hi'].blocking_ns
 
 
+def test_a_bound_names_its_terms() -> None:
+    """hi (8 + 2 ms, released up to 3 ms late) waits one 40 ms stage of lo and one 5 ms run
+    of the spinning thread: 10 + 40 + 5 + 3. What /diagnostics shows a user who asks why."""
+    spinning = TaskTiming('spinning thread', 'cpu', 100 * MS, 100 * MS, (5 * MS,))
+    hi = TaskTiming('hi', 'cpu', 100 * MS, 60 * MS, (8 * MS, 2 * MS), jitter_ns=3 * MS)
+    bound = response_times([hi, task('lo', 200, 200, 40, 40)], interference=[spinning])['hi']
+    assert (bound.wcet_ns, bound.blocking_ns, bound.jitter_ns) == (10 * MS, 40 * MS - 1, 3 * MS)
+    assert bound.interference_ns == 5 * MS
+    assert bound.response_ns == 58 * MS - 1
+    assert bound.schedulable
+
+
 def test_padding_scales_every_stage_and_rounds_up() -> None:
     assert padded((10, 7, 1), 1.3) == (13, 10, 2)
     assert padded((10, 7), 1.0) == (10, 7)
