@@ -1,8 +1,9 @@
 """The executor benchmark over loads: every row of bench.executor_comparison at each load,
 several runs each (median and spread), and what ours gains where it matters.
 
-A load is the busier lane's measured cost over the camera period (1.0: exactly full). At
-every load <= 1.0 the analysis should admit every task and ours should miss nothing; above,
+A load is the busier lane's measured cost over the camera period (1.0: exactly full), from
+profiled medians. At every load <= 1.0 the tasks the analysis admits should miss nothing
+(where it admits none, the report names the nearest one's bound and its terms); above,
 ours should miss less than the best stock row, the urgent task far less.
 """
 
